@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Builds the binaries the tests run (etcd, kube-apiserver, kubectl, and with
+# arguments helm, pebble, golangci-lint) from the Go module proxy, caches them
+# outside the clone keyed by version, and prints the settings that point at them.
+#
+#   hack/test-assets.sh              etcd, kube-apiserver, kubectl; prints TEST_ASSET_*
+#   hack/test-assets.sh helm         prints the path of a cached helm binary
+#   hack/test-assets.sh pebble       prints the directory holding pebble and pebble-challtestsrv
+#   hack/test-assets.sh golangci-lint
+#
+# No prebuilt binary is downloaded: everything is compiled here. A cold build of
+# kube-apiserver takes ~8 minutes on 2 cores; progress goes to stderr, the
+# settings to stdout, so `eval "$(hack/test-assets.sh)"` works.
+set -euo pipefail
+
+ETCD_VERSION=v3.6.16
+# Matches the k8s.io libraries in go.mod (v0.36.x); the proxy has no v1.36.2.
+KUBE_VERSION=v1.36.3
+HELM_VERSION=v3.22.0
+PEBBLE_VERSION=v2.10.3
+GOLANGCI_LINT_VERSION=v2.15.0
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/cert-manager-webhook-exec/bin
+
+log() { printf '[test-assets] %s\n' "$*" >&2; }
+
+# build OUT MODDIR PKG EXPECTED LDFLAGS: go build PKG inside MODDIR into OUT,
+# printing a heartbeat so a cold build is visibly alive.
+build() {
+	local out=$1 moddir=$2 pkg=$3 expected=$4 ldflags=$5
+	if [[ -x $out ]]; then
+		return
+	fi
+	mkdir -p "$(dirname "$out")"
+	log "building $(basename "$out") into $(dirname "$out") (cold: $expected; cached afterwards)"
+	local start=$SECONDS
+	(
+		while sleep 30; do log "  ... $(basename "$out") still building ($((SECONDS - start))s)"; done
+	) &
+	local ticker=$!
+	local rc=0
+	(cd "$moddir" && GOFLAGS="-mod=mod -buildvcs=false" go build -ldflags "$ldflags" -o "$out.tmp" "$pkg") || rc=$?
+	kill "$ticker" 2>/dev/null || true
+	wait "$ticker" 2>/dev/null || true
+	if ((rc != 0)); then
+		rm -f "$out.tmp"
+		log "building $(basename "$out") failed (exit $rc)"
+		exit "$rc"
+	fi
+	mv "$out.tmp" "$out"
+	log "built $(basename "$out") in $((SECONDS - start))s"
+}
+
+kube_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2)"
+
+control_plane() {
+	local etcd=$cache/etcd-$ETCD_VERSION/etcd
+	local kdir=$cache/kubernetes-$KUBE_VERSION
+	build "$etcd" "$here/tools/etcd" go.etcd.io/etcd/server/v3 "~2 min" "-s -w"
+	build "$kdir/kube-apiserver" "$here/tools/kube" k8s.io/kubernetes/cmd/kube-apiserver "~8 min" "$kube_ldflags"
+	build "$kdir/kubectl" "$here/tools/kube" k8s.io/kubernetes/cmd/kubectl "~1 min" "$kube_ldflags"
+	echo "export TEST_ASSET_ETCD=$etcd"
+	echo "export TEST_ASSET_KUBE_APISERVER=$kdir/kube-apiserver"
+	echo "export TEST_ASSET_KUBECTL=$kdir/kubectl"
+}
+
+# install_tool NAME VERSION PKG... : go install module tools at a version into the cache.
+install_tool() {
+	local name=$1 version=$2 ldflags=$3
+	shift 3
+	local dir=$cache/$name-$version
+	local first
+	first=$(basename "$1")
+	if [[ ! -x $dir/$first ]]; then
+		log "building $name $version into $dir (cold: a few minutes; cached afterwards)"
+		local start=$SECONDS
+		(while sleep 30; do log "  ... $name still building ($((SECONDS - start))s)"; done) &
+		local ticker=$!
+		local rc=0
+		GOBIN=$dir.tmp GOFLAGS= go install -ldflags "$ldflags" "$@" || rc=$?
+		kill "$ticker" 2>/dev/null || true
+		wait "$ticker" 2>/dev/null || true
+		if ((rc != 0)); then
+			rm -rf "$dir.tmp"
+			log "building $name failed (exit $rc)"
+			exit "$rc"
+		fi
+		rm -rf "$dir"
+		mv "$dir.tmp" "$dir"
+		log "built $name in $((SECONDS - start))s"
+	fi
+	echo "$dir"
+}
+
+case ${1:-control-plane} in
+control-plane) control_plane ;;
+helm)
+	dir=$(install_tool helm "$HELM_VERSION" \
+		"-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=36" \
+		"helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
+	echo "$dir/helm"
+	;;
+pebble)
+	install_tool pebble "$PEBBLE_VERSION" "" \
+		"github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION" \
+		"github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$PEBBLE_VERSION"
+	;;
+golangci-lint)
+	dir=$(install_tool golangci-lint "$GOLANGCI_LINT_VERSION" "" \
+		"github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION")
+	echo "$dir/golangci-lint"
+	;;
+*)
+	log "unknown asset $1 (want: control-plane, helm, pebble, golangci-lint)"
+	exit 2
+	;;
+esac

@@ -1,0 +1,21 @@
+// Command cert-manager-webhook-exec is a cert-manager DNS-01 webhook solver
+// that runs external programs under lego's exec provider contract.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/cert-manager/cert-manager/pkg/acme/webhook/cmd"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/solver"
+)
+
+func main() {
+	groupName := os.Getenv("GROUP_NAME")
+	if groupName == "" {
+		fmt.Fprintln(os.Stderr, "GROUP_NAME must be set to the API group the webhook serves (the Issuer's webhook.groupName), e.g. acme.example.com")
+		os.Exit(1)
+	}
+	cmd.RunWebhookServer(groupName, solver.New())
+}

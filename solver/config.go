@@ -1,0 +1,560 @@
+package solver
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"sigs.k8s.io/yaml"
+)
+
+// DefaultConfigPath is where the chart mounts the solver config ConfigMap.
+const DefaultConfigPath = "/etc/cert-manager-webhook-exec/config.yaml"
+
+// Names of the webhook's own environment settings.
+const (
+	EnvConfig             = "EXEC_CONFIG"
+	EnvPath               = "EXEC_PATH"
+	EnvMode               = "EXEC_MODE"
+	EnvPropagationTimeout = "EXEC_PROPAGATION_TIMEOUT"
+	EnvPollingInterval    = "EXEC_POLLING_INTERVAL"
+)
+
+// LegacyProgramName names the program defined by EXEC_PATH when no config file is used.
+const LegacyProgramName = "default"
+
+// Limits and defaults a solver config is checked against.
+const (
+	// RequestBudget bounds one Present or CleanUp call: the API server gives up
+	// on the request after 60s, so everything (lock wait, Secret reads, the
+	// program, the propagation wait) must finish well before that.
+	RequestBudget = 50 * time.Second
+	// DefaultProgramTimeout is a program's execution deadline unless set.
+	DefaultProgramTimeout = 30 * time.Second
+	// DefaultPropagationTimeout and DefaultPollingInterval are lego's defaults.
+	DefaultPropagationTimeout = 60 * time.Second
+	DefaultPollingInterval    = 2 * time.Second
+	// DefaultMaxConcurrentRuns matches cert-manager's default limit of 60 challenges at once.
+	DefaultMaxConcurrentRuns = 60
+	maxConfigBytes           = 1 << 20
+)
+
+// Mode selects the argv a program receives, as lego's EXEC_MODE does.
+type Mode string
+
+// The two modes of lego's exec provider.
+const (
+	ModeDefault Mode = "default"
+	ModeRaw     Mode = "RAW"
+)
+
+// Config is a validated solver config: the programs Issuers may choose from.
+type Config struct {
+	// Source names where the config came from, for messages.
+	Source string
+	// DefaultProgram is used by Issuers that name no program; empty when there is none.
+	DefaultProgram string
+	// MaxConcurrentRuns bounds programs running at once across all zones.
+	MaxConcurrentRuns int
+	// Programs by name.
+	Programs map[string]*Program
+	// path is the config file to watch for changes; empty for EXEC_PATH.
+	path string
+}
+
+// Program is one external program and the settings it runs with.
+type Program struct {
+	Name string
+	Path string
+	Mode Mode
+	// Timeout is the execution deadline of one run.
+	Timeout time.Duration
+	// Env is fixed environment set by the admin.
+	Env map[string]string
+	// PassEnv names variables copied from the webhook's own environment; their
+	// values are treated as secrets.
+	PassEnv []string
+	// SecretEnv names the variables an Issuer may fill from its own Secrets.
+	SecretEnv []string
+	// Propagation configures the optional wait for the record after present.
+	Propagation Propagation
+	// passAllEnv copies the webhook's whole environment, as lego does (EXEC_PATH only).
+	passAllEnv bool
+}
+
+// Propagation configures the wait for a presented record to be visible.
+type Propagation struct {
+	// Wait enables polling for the record after a successful present.
+	Wait bool
+	// Timeout and Interval apply when the program does not answer `timeout`.
+	Timeout  time.Duration
+	Interval time.Duration
+	// Nameservers to poll (host:port); empty means the zone's authoritative servers.
+	Nameservers []string
+	// TimeoutSource and IntervalSource say where Timeout and Interval came from.
+	TimeoutSource  string
+	IntervalSource string
+}
+
+// fileConfig is the YAML document, decoded strictly.
+type fileConfig struct {
+	DefaultProgram    string            `json:"defaultProgram,omitempty"`
+	MaxConcurrentRuns *int              `json:"maxConcurrentRuns,omitempty"`
+	Programs          []json.RawMessage `json:"programs"`
+}
+
+type fileProgram struct {
+	Name        string            `json:"name"`
+	Path        string            `json:"path"`
+	Mode        string            `json:"mode,omitempty"`
+	Timeout     json.RawMessage   `json:"timeout,omitempty"`
+	Env         map[string]string `json:"env,omitempty"`
+	PassEnv     []string          `json:"passEnv,omitempty"`
+	SecretEnv   []string          `json:"secretEnv,omitempty"`
+	Propagation *filePropagation  `json:"propagation,omitempty"`
+}
+
+type filePropagation struct {
+	Wait        bool            `json:"wait,omitempty"`
+	Timeout     json.RawMessage `json:"timeout,omitempty"`
+	Interval    json.RawMessage `json:"interval,omitempty"`
+	Nameservers []string        `json:"nameservers,omitempty"`
+}
+
+var (
+	programNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	envNameRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// LoadConfig reads the solver config the environment points at: the file named
+// by EXEC_CONFIG, else a program from EXEC_PATH (lego's variables), else the
+// file at DefaultConfigPath.
+func LoadConfig(getenv func(string) string) (*Config, error) {
+	defaults, err := propagationDefaults(getenv)
+	if err != nil {
+		return nil, err
+	}
+	path := getenv(EnvConfig)
+	legacyPath, err := getenvOrFile(getenv, EnvPath)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case path != "" && legacyPath != "":
+		return nil, fmt.Errorf("both %s and %s are set: use the config file for every program, or EXEC_PATH alone", EnvConfig, EnvPath)
+	case path != "":
+		return LoadConfigFile(path, defaults)
+	case legacyPath != "":
+		return legacyConfig(getenv, legacyPath, defaults)
+	}
+	if _, err := os.Stat(DefaultConfigPath); err != nil {
+		return nil, fmt.Errorf("no programs configured: set %s to a solver config file, or %s to a program (no file at the default %s)", EnvConfig, EnvPath, DefaultConfigPath)
+	}
+	return LoadConfigFile(DefaultConfigPath, defaults)
+}
+
+// LoadConfigFile reads and validates a solver config file.
+func LoadConfigFile(path string, defaults Propagation) (*Config, error) {
+	data, err := readBounded(path)
+	if err != nil {
+		return nil, fmt.Errorf("solver config %s: %w", path, err)
+	}
+	cfg, err := ParseConfig(data, defaults, checkExecutable)
+	if err != nil {
+		return nil, fmt.Errorf("solver config %s: %w", path, err)
+	}
+	cfg.Source, cfg.path = path, path
+	return cfg, nil
+}
+
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path) //nolint:gosec // the admin names the config file.
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() //nolint:errcheck // read-only.
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxConfigBytes {
+		return nil, fmt.Errorf("larger than %d bytes", maxConfigBytes)
+	}
+	return data, nil
+}
+
+// ParseConfig validates a solver config document. checkPath verifies that a
+// program path can be executed.
+func ParseConfig(data []byte, defaults Propagation, checkPath func(string) error) (*Config, error) {
+	var raw fileConfig
+	if err := decodeStrict(data, &raw); err != nil {
+		return nil, err
+	}
+	if len(raw.Programs) == 0 {
+		return nil, errors.New(`no programs: add at least one under "programs"`)
+	}
+	cfg := &Config{
+		DefaultProgram:    raw.DefaultProgram,
+		MaxConcurrentRuns: DefaultMaxConcurrentRuns,
+		Programs:          map[string]*Program{},
+	}
+	if raw.MaxConcurrentRuns != nil {
+		if *raw.MaxConcurrentRuns < 1 {
+			return nil, fmt.Errorf("maxConcurrentRuns: %d must be at least 1", *raw.MaxConcurrentRuns)
+		}
+		cfg.MaxConcurrentRuns = *raw.MaxConcurrentRuns
+	}
+	for i, rawProgram := range raw.Programs {
+		p, err := parseProgram(rawProgram, defaults, checkPath)
+		if err != nil {
+			return nil, fmt.Errorf("programs[%d]%s: %w", i, describeName(rawProgram), err)
+		}
+		if _, dup := cfg.Programs[p.Name]; dup {
+			return nil, fmt.Errorf("programs[%d] (%q): name: duplicate; each program needs its own name", i, p.Name)
+		}
+		cfg.Programs[p.Name] = p
+	}
+	if cfg.DefaultProgram == "" && len(cfg.Programs) == 1 {
+		for name := range cfg.Programs {
+			cfg.DefaultProgram = name
+		}
+	}
+	if cfg.DefaultProgram != "" && cfg.Programs[cfg.DefaultProgram] == nil {
+		return nil, fmt.Errorf("defaultProgram: %q is not one of the programs (%s)", cfg.DefaultProgram, strings.Join(cfg.ProgramNames(), ", "))
+	}
+	return cfg, nil
+}
+
+// describeName returns ` ("name")` for a program that has a readable name, for messages.
+func describeName(raw json.RawMessage) string {
+	var named struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(raw, &named) != nil || named.Name == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (%q)", named.Name)
+}
+
+func decodeStrict(data []byte, into any) error {
+	jsonData, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return fmt.Errorf("not valid YAML: %w", err)
+	}
+	return decodeJSONStrict(jsonData, into)
+}
+
+func decodeJSONStrict(data []byte, into any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		return cleanJSONError(err)
+	}
+	if dec.More() {
+		return errors.New("unexpected data after the document")
+	}
+	return nil
+}
+
+// cleanJSONError turns encoding/json's messages into ones that name the field.
+func cleanJSONError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		field := typeErr.Field
+		if i := strings.LastIndex(field, "."); i >= 0 {
+			field = field[i+1:]
+		}
+		if field == "" {
+			return fmt.Errorf("expected %s, got a %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		}
+		return fmt.Errorf("%s: expected %s, got a %s", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	}
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	return errors.New(msg)
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "slice":
+		return "a list"
+	case "map", "struct":
+		return "a mapping"
+	case "bool":
+		return "true or false"
+	case "int", "int64":
+		return "an integer"
+	}
+	return goKind
+}
+
+func parseProgram(data json.RawMessage, defaults Propagation, checkPath func(string) error) (*Program, error) {
+	var raw fileProgram
+	if err := decodeJSONStrict(data, &raw); err != nil {
+		return nil, err
+	}
+	if !programNameRE.MatchString(raw.Name) {
+		return nil, fmt.Errorf("name: %q must be lower-case letters, digits and '-', at most 63 characters", raw.Name)
+	}
+	p := &Program{
+		Name:        raw.Name,
+		Path:        raw.Path,
+		Env:         raw.Env,
+		PassEnv:     raw.PassEnv,
+		SecretEnv:   raw.SecretEnv,
+		Propagation: defaults,
+	}
+	if err := validatePath(p.Path, checkPath); err != nil {
+		return nil, err
+	}
+	var err error
+	if p.Mode, err = parseMode("mode", raw.Mode); err != nil {
+		return nil, err
+	}
+	if p.Timeout, err = parseDuration("timeout", raw.Timeout, DefaultProgramTimeout); err != nil {
+		return nil, err
+	}
+	if p.Timeout > RequestBudget {
+		return nil, fmt.Errorf("timeout: %s is longer than %s; the call must return inside the API server's 60s request timeout", p.Timeout, RequestBudget)
+	}
+	if err := validateEnv(p); err != nil {
+		return nil, err
+	}
+	if raw.Propagation != nil {
+		prop := raw.Propagation
+		p.Propagation.Wait = prop.Wait
+		p.Propagation.Nameservers = prop.Nameservers
+		if len(prop.Timeout) > 0 {
+			if p.Propagation.Timeout, err = parseDuration("propagation.timeout", prop.Timeout, 0); err != nil {
+				return nil, err
+			}
+			p.Propagation.TimeoutSource = "solver config"
+		}
+		if len(prop.Interval) > 0 {
+			if p.Propagation.Interval, err = parseDuration("propagation.interval", prop.Interval, 0); err != nil {
+				return nil, err
+			}
+			p.Propagation.IntervalSource = "solver config"
+		}
+		for i, ns := range prop.Nameservers {
+			if err := validateNameserver(ns); err != nil {
+				return nil, fmt.Errorf("propagation.nameservers[%d]: %w", i, err)
+			}
+		}
+	}
+	return p, nil
+}
+
+func validatePath(path string, checkPath func(string) error) error {
+	switch {
+	case path == "":
+		return errors.New("path: missing; give the absolute path of the program")
+	case !filepath.IsAbs(path):
+		return fmt.Errorf("path: %q is not absolute; give the absolute path of the program", path)
+	}
+	if err := checkPath(path); err != nil {
+		return fmt.Errorf("path: %w", err)
+	}
+	return nil
+}
+
+// checkExecutable verifies that path is a regular file the webhook may execute.
+func checkExecutable(path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s does not exist", path)
+		}
+		return err
+	}
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	if err := unix.Access(path, unix.X_OK); err != nil || info.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%s is not executable (mount it with defaultMode 0555, or chmod +x)", path)
+	}
+	return nil
+}
+
+func parseMode(field, s string) (Mode, error) {
+	switch s {
+	case "", string(ModeDefault):
+		return ModeDefault, nil
+	case string(ModeRaw):
+		return ModeRaw, nil
+	}
+	return "", fmt.Errorf("%s: %q is not a mode; use %q or %q", field, s, ModeDefault, ModeRaw)
+}
+
+// parseDuration reads a Go duration string such as "30s"; absent means def.
+func parseDuration(field string, raw json.RawMessage, def time.Duration) (time.Duration, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return def, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return 0, fmt.Errorf("%s: %s is not a duration; write it with a unit, e.g. \"30s\"", field, raw)
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %q is not a duration; write it with a unit, e.g. \"30s\"", field, s)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%s: %q must be positive", field, s)
+	}
+	return d, nil
+}
+
+func validateNameserver(ns string) error {
+	host, port, err := net.SplitHostPort(ns)
+	if err != nil || host == "" {
+		return fmt.Errorf("%q is not host:port", ns)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q has no valid port", ns)
+	}
+	return nil
+}
+
+func validateEnv(p *Program) error {
+	for name := range p.Env {
+		if !envNameRE.MatchString(name) {
+			return fmt.Errorf("env: %q is not a valid variable name", name)
+		}
+		if isContextEnv(name) {
+			return fmt.Errorf("env: %s is set by the webhook for every run and cannot be configured", name)
+		}
+	}
+	for i, name := range p.PassEnv {
+		if !envNameRE.MatchString(name) {
+			return fmt.Errorf("passEnv[%d]: %q is not a valid variable name", i, name)
+		}
+		if isContextEnv(name) || isBaseEnv(name) {
+			return fmt.Errorf("passEnv[%d]: %s is set by the webhook for every run and cannot be passed through", i, name)
+		}
+		if _, fixed := p.Env[name]; fixed {
+			return fmt.Errorf("passEnv[%d]: %s is also set under env; choose one", i, name)
+		}
+	}
+	for i, name := range p.SecretEnv {
+		if !envNameRE.MatchString(name) {
+			return fmt.Errorf("secretEnv[%d]: %q is not a valid variable name", i, name)
+		}
+		if reason := forbiddenIssuerEnv(name); reason != "" {
+			return fmt.Errorf("secretEnv[%d]: %s can never be set by an Issuer: %s", i, name, reason)
+		}
+		if _, fixed := p.Env[name]; fixed {
+			return fmt.Errorf("secretEnv[%d]: %s is also set under env; an Issuer must not override the admin's value", i, name)
+		}
+		if slices.Contains(p.PassEnv, name) {
+			return fmt.Errorf("secretEnv[%d]: %s is also listed under passEnv; an Issuer must not override the admin's value", i, name)
+		}
+		if slices.Index(p.SecretEnv, name) != i {
+			return fmt.Errorf("secretEnv[%d]: %s is listed twice", i, name)
+		}
+	}
+	return nil
+}
+
+// propagationDefaults reads lego's EXEC_PROPAGATION_TIMEOUT and
+// EXEC_POLLING_INTERVAL (integer seconds), else 60s and 2s.
+func propagationDefaults(getenv func(string) string) (Propagation, error) {
+	p := Propagation{
+		Timeout: DefaultPropagationTimeout, TimeoutSource: "default",
+		Interval: DefaultPollingInterval, IntervalSource: "default",
+	}
+	if err := envSeconds(getenv, EnvPropagationTimeout, &p.Timeout, &p.TimeoutSource); err != nil {
+		return Propagation{}, err
+	}
+	if err := envSeconds(getenv, EnvPollingInterval, &p.Interval, &p.IntervalSource); err != nil {
+		return Propagation{}, err
+	}
+	return p, nil
+}
+
+// envSeconds reads a whole number of seconds from name, if set.
+func envSeconds(getenv func(string) string, name string, into *time.Duration, source *string) error {
+	s, err := getenvOrFile(getenv, name)
+	if err != nil || s == "" {
+		return err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("%s: %q must be a positive whole number of seconds", name, s)
+	}
+	*into, *source = time.Duration(n)*time.Second, name
+	return nil
+}
+
+// getenvOrFile reads NAME, else the file named by NAME_FILE, as lego's env helper does.
+func getenvOrFile(getenv func(string) string, name string) (string, error) {
+	if v := getenv(name); v != "" {
+		return v, nil
+	}
+	file := getenv(name + "_FILE")
+	if file == "" {
+		return "", nil
+	}
+	data, err := os.ReadFile(file) //nolint:gosec // the admin names the file.
+	if err != nil {
+		return "", fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	return strings.TrimSuffix(string(data), "\n"), nil
+}
+
+// legacyConfig defines the single program of lego's EXEC_* variables.
+func legacyConfig(getenv func(string) string, path string, defaults Propagation) (*Config, error) {
+	if err := validatePath(path, checkExecutable); err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvPath, err)
+	}
+	mode, err := parseMode(EnvMode, getenv(EnvMode))
+	if err != nil {
+		return nil, err
+	}
+	p := &Program{
+		Name:        LegacyProgramName,
+		Path:        path,
+		Mode:        mode,
+		Timeout:     DefaultProgramTimeout,
+		Propagation: defaults,
+		passAllEnv:  true,
+	}
+	return &Config{
+		Source:            "environment (" + EnvPath + ")",
+		DefaultProgram:    p.Name,
+		MaxConcurrentRuns: DefaultMaxConcurrentRuns,
+		Programs:          map[string]*Program{p.Name: p},
+	}, nil
+}
+
+// ProgramNames lists the configured programs, sorted.
+func (c *Config) ProgramNames() []string {
+	names := make([]string, 0, len(c.Programs))
+	for name := range c.Programs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// HasRawProgram reports whether any program needs the token and key authorization.
+func (c *Config) HasRawProgram() bool {
+	for _, p := range c.Programs {
+		if p.Mode == ModeRaw {
+			return true
+		}
+	}
+	return false
+}

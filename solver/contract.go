@@ -1,0 +1,97 @@
+package solver
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/miekg/dns"
+)
+
+// Action is a program's first argument.
+type Action string
+
+// The actions of lego's exec contract.
+const (
+	ActionPresent Action = "present"
+	ActionCleanUp Action = "cleanup"
+	ActionTimeout Action = "timeout"
+)
+
+// challengeArgs is what the argv of a present or cleanup run is built from.
+type challengeArgs struct {
+	// FQDN and Value are default mode's record name (trailing dot) and TXT value.
+	FQDN  string
+	Value string
+	// Domain, Token and KeyAuth are RAW mode's bare identifier, ACME token and key authorization.
+	Domain  string
+	Token   string
+	KeyAuth string
+}
+
+// programArgs returns the arguments after the program path, exactly as lego's
+// providers/dns/exec/exec.go builds them (v4.35.2, DNSProvider.run):
+//
+//	default: present|cleanup <FQDN> <value>
+//	RAW:     present|cleanup -- <domain> <token> <keyAuth>
+func programArgs(mode Mode, action Action, ch challengeArgs) []string {
+	if mode == ModeRaw {
+		return []string{string(action), "--", ch.Domain, ch.Token, ch.KeyAuth}
+	}
+	return []string{string(action), ch.FQDN, ch.Value}
+}
+
+// rawDomain is the bare ACME identifier lego passes in RAW mode: no "*." and
+// no trailing dot.
+func rawDomain(dnsName string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(dnsName, "*."), ".")
+}
+
+// challengeFQDN is the record name for default mode: cert-manager's resolved
+// FQDN (CNAMEs followed), with its trailing dot.
+func challengeFQDN(resolvedFQDN, dnsName string) string {
+	if resolvedFQDN == "" {
+		return dns.Fqdn("_acme-challenge." + rawDomain(dnsName))
+	}
+	return dns.Fqdn(resolvedFQDN)
+}
+
+// maxTXTValue is the longest single TXT string.
+const maxTXTValue = 255
+
+// validateName checks a DNS name from the request before it becomes an
+// argument: ASCII only (cert-manager sends IDNs as A-labels), no whitespace or
+// control characters, label and name lengths within RFC 1035.
+func validateName(field, name string) error {
+	if name == "" {
+		return fmt.Errorf("%s is empty", field)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%s is not valid UTF-8", field)
+	}
+	for _, r := range name {
+		if r > 0x7e || r <= 0x20 {
+			return fmt.Errorf("%s %q contains %q; names must be ASCII (use the IDNA A-label, xn--...)", field, name, r)
+		}
+	}
+	if _, ok := dns.IsDomainName(name); !ok {
+		return fmt.Errorf("%s %q is not a valid DNS name (labels of at most 63 and names of at most 253 characters)", field, name)
+	}
+	return nil
+}
+
+// validateValue checks the TXT value cert-manager asks us to present.
+func validateValue(value string) error {
+	if value == "" {
+		return fmt.Errorf("key is empty")
+	}
+	if len(value) > maxTXTValue {
+		return fmt.Errorf("key is %d bytes, longer than a TXT string (%d)", len(value), maxTXTValue)
+	}
+	for _, r := range value {
+		if r > 0x7e || r <= 0x20 {
+			return fmt.Errorf("key contains %q; only printable ASCII is accepted", r)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,210 @@
+package solver
+
+import (
+	"slices"
+	"strings"
+)
+
+// Context variables the webhook sets for every run: what cert-manager knows and
+// lego's argv does not carry.
+const (
+	EnvAction            = "CERT_MANAGER_ACTION"
+	EnvProgram           = "CERT_MANAGER_PROGRAM"
+	EnvDNSName           = "CERT_MANAGER_DNS_NAME"
+	EnvResolvedFQDN      = "CERT_MANAGER_RESOLVED_FQDN"
+	EnvResolvedZone      = "CERT_MANAGER_RESOLVED_ZONE"
+	EnvResourceNamespace = "CERT_MANAGER_RESOURCE_NAMESPACE"
+	contextEnvPrefix     = "CERT_MANAGER_"
+)
+
+// defaultPATH is the programs' PATH unless the program's env sets one.
+const defaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// minSecretLength is the shortest value redacted from output: redacting one to
+// three characters would garble every line and protects nothing.
+const minSecretLength = 4
+
+// isContextEnv reports names the webhook reserves for its context variables.
+func isContextEnv(name string) bool {
+	return strings.HasPrefix(strings.ToUpper(name), contextEnvPrefix)
+}
+
+// isBaseEnv reports the variables every run gets from the webhook itself.
+func isBaseEnv(name string) bool {
+	switch name {
+	case "PATH", "HOME", "TMPDIR":
+		return true
+	}
+	return false
+}
+
+// forbiddenIssuerEnv says why an Issuer may never set name, or "" if it may.
+// These change which code runs, where files go or where traffic is sent; an
+// admin cannot allow them by mistake.
+func forbiddenIssuerEnv(name string) string {
+	upper := strings.ToUpper(name)
+	switch {
+	case isContextEnv(upper) || isBaseEnv(upper):
+		return "the webhook sets it"
+	case strings.HasPrefix(upper, "LD_") || strings.HasPrefix(upper, "DYLD_") ||
+		strings.HasPrefix(upper, "BASH_FUNC_") || strings.HasPrefix(upper, "MALLOC_") ||
+		strings.HasPrefix(upper, "GLIBC_"):
+		return "it changes how programs are loaded"
+	case strings.HasSuffix(upper, "_PROXY"):
+		return "it redirects the program's traffic"
+	}
+	switch upper {
+	case "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "CDPATH", "GLOBIGNORE", "SHELL", "PWD", "OLDPWD",
+		"GCONV_PATH", "GETCONF_DIR", "NLSPATH", "LOCPATH", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "RESOLV_CONF",
+		"PERL5LIB", "PERLLIB", "PERL5OPT", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONINSPECT",
+		"RUBYOPT", "RUBYLIB", "NODE_OPTIONS", "NODE_PATH", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
+		"GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXEC_PATH", "EDITOR", "VISUAL", "PAGER", "TERMINFO",
+		"SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
+		"OPENSSL_CONF", "OPENSSL_ENGINES", "CURL_HOME", "WGETRC", "XDG_CONFIG_HOME", "TZDIR":
+		return "it changes which code runs, which files are read or whom the program trusts"
+	}
+	return ""
+}
+
+// nonSecretPassEnv reports variables of the webhook's own environment that are
+// passed to a lego-style program without being redacted.
+func nonSecretPassEnv(name string) bool {
+	switch {
+	case strings.HasPrefix(name, "KUBERNETES_"), strings.HasPrefix(name, "EXEC_"), strings.HasPrefix(name, "LC_"):
+		return true
+	}
+	switch name {
+	case "GROUP_NAME", "HOSTNAME", "LANG", "TZ":
+		return true
+	}
+	return false
+}
+
+// runContext is what cert-manager told us about the challenge.
+type runContext struct {
+	Action            Action
+	DNSName           string
+	ResolvedFQDN      string
+	ResolvedZone      string
+	ResourceNamespace string
+}
+
+// environment is a program's environment and the values to hide from output.
+type environment struct {
+	vars    []string
+	secrets []string
+}
+
+// buildEnvironment assembles the documented, minimal environment of one run:
+// PATH, HOME and TMPDIR, the program's fixed env, passed-through and
+// Secret-backed variables, and the context variables. Later entries never
+// override earlier ones because validation rejects overlapping names.
+func buildEnvironment(p *Program, workDir string, ctx runContext, fromSecrets map[string]string, environ []string) environment {
+	vars := map[string]string{
+		"PATH":   defaultPATH,
+		"HOME":   workDir,
+		"TMPDIR": workDir,
+	}
+	var secrets []string
+	if p.passAllEnv {
+		for _, kv := range environ {
+			name, value, ok := strings.Cut(kv, "=")
+			if !ok || isBaseEnv(name) || isContextEnv(name) {
+				continue
+			}
+			vars[name] = value
+			if !nonSecretPassEnv(name) {
+				secrets = append(secrets, value)
+			}
+		}
+	}
+	for _, name := range p.PassEnv {
+		if value, ok := lookupEnv(environ, name); ok {
+			vars[name] = value
+			secrets = append(secrets, value)
+		}
+	}
+	for name, value := range p.Env {
+		vars[name] = value
+	}
+	for name, value := range fromSecrets {
+		vars[name] = value
+		secrets = append(secrets, value)
+	}
+	vars[EnvAction] = string(ctx.Action)
+	vars[EnvProgram] = p.Name
+	vars[EnvDNSName] = ctx.DNSName
+	vars[EnvResolvedFQDN] = ctx.ResolvedFQDN
+	vars[EnvResolvedZone] = ctx.ResolvedZone
+	vars[EnvResourceNamespace] = ctx.ResourceNamespace
+
+	env := environment{vars: make([]string, 0, len(vars)), secrets: secrets}
+	for name, value := range vars {
+		env.vars = append(env.vars, name+"="+value)
+	}
+	slices.Sort(env.vars)
+	return env
+}
+
+func lookupEnv(environ []string, name string) (string, bool) {
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// names lists the variable names (never values), for reports and logs.
+func (e environment) names() []string {
+	out := make([]string, 0, len(e.vars))
+	for _, kv := range e.vars {
+		name, _, _ := strings.Cut(kv, "=")
+		out = append(out, name)
+	}
+	return out
+}
+
+// redactor replaces secret values (and each line of a multi-line one) in text.
+type redactor struct {
+	replacer *strings.Replacer
+	// longest is the length of the longest redacted value.
+	longest int
+}
+
+func newRedactor(secrets []string) redactor {
+	var pairs []string
+	longest := 0
+	seen := map[string]bool{}
+	add := func(s string) {
+		s = strings.TrimSpace(s)
+		if len(s) < minSecretLength || seen[s] {
+			return
+		}
+		seen[s] = true
+		pairs = append(pairs, s, "[REDACTED]")
+		longest = max(longest, len(s))
+	}
+	// Longest first, so a value is hidden whole before its lines are.
+	sorted := slices.Clone(secrets)
+	slices.SortFunc(sorted, func(a, b string) int { return len(b) - len(a) })
+	for _, s := range sorted {
+		add(s)
+	}
+	for _, s := range sorted {
+		for line := range strings.Lines(s) {
+			add(line)
+		}
+	}
+	if len(pairs) == 0 {
+		return redactor{}
+	}
+	return redactor{replacer: strings.NewReplacer(pairs...), longest: longest}
+}
+
+func (r redactor) redact(s string) string {
+	if r.replacer == nil {
+		return s
+	}
+	return r.replacer.Replace(s)
+}

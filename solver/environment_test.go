@@ -1,0 +1,90 @@
+package solver
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func readFileIfExists(path string) ([]byte, error) { return os.ReadFile(path) }
+
+func TestBuildEnvironment(t *testing.T) {
+	p := &Program{
+		Name:    "nsupdate",
+		Env:     map[string]string{"SERVER": "127.0.0.1"},
+		PassEnv: []string{"API_TOKEN", "UNSET"},
+	}
+	environ := []string{"API_TOKEN=admin-token-1234", "AWS_SECRET_ACCESS_KEY=pod-secret", "PATH=/pod/bin"}
+	env := buildEnvironment(p, "/work", runContext{
+		Action: ActionPresent, DNSName: "example.com", ResolvedFQDN: "_acme-challenge.example.com.",
+		ResolvedZone: "example.com.", ResourceNamespace: "team-a",
+	}, map[string]string{"TSIG_SECRET": "issuer-secret-5678"}, environ)
+	want := []string{
+		"API_TOKEN=admin-token-1234",
+		"CERT_MANAGER_ACTION=present",
+		"CERT_MANAGER_DNS_NAME=example.com",
+		"CERT_MANAGER_PROGRAM=nsupdate",
+		"CERT_MANAGER_RESOLVED_FQDN=_acme-challenge.example.com.",
+		"CERT_MANAGER_RESOLVED_ZONE=example.com.",
+		"CERT_MANAGER_RESOURCE_NAMESPACE=team-a",
+		"HOME=/work",
+		"PATH=" + defaultPATH,
+		"SERVER=127.0.0.1",
+		"TMPDIR=/work",
+		"TSIG_SECRET=issuer-secret-5678",
+	}
+	if !slices.Equal(env.vars, want) {
+		t.Errorf("env =\n  %s\nwant\n  %s", strings.Join(env.vars, "\n  "), strings.Join(want, "\n  "))
+	}
+	slices.Sort(env.secrets)
+	if wantSecrets := []string{"admin-token-1234", "issuer-secret-5678"}; !slices.Equal(env.secrets, wantSecrets) {
+		t.Errorf("secrets = %q, want %q", env.secrets, wantSecrets)
+	}
+}
+
+func TestBuildEnvironmentLegacyPassesEverything(t *testing.T) {
+	p := &Program{Name: "default", passAllEnv: true, Env: map[string]string{}}
+	environ := []string{"NSUPDATE_KEY=lego-user-key", "EXEC_PATH=/x", "PATH=/pod/bin", "HOME=/root", "KUBERNETES_SERVICE_HOST=10.0.0.1"}
+	env := buildEnvironment(p, "/work", runContext{Action: ActionPresent}, nil, environ)
+	for _, kv := range []string{"NSUPDATE_KEY=lego-user-key", "EXEC_PATH=/x", "PATH=" + defaultPATH, "HOME=/work", "KUBERNETES_SERVICE_HOST=10.0.0.1"} {
+		if !slices.Contains(env.vars, kv) {
+			t.Errorf("env lacks %s: %q", kv, env.vars)
+		}
+	}
+	if !slices.Equal(env.secrets, []string{"lego-user-key"}) {
+		t.Errorf("secrets = %q, want only the unknown variable's value", env.secrets)
+	}
+}
+
+func TestRedactor(t *testing.T) {
+	r := newRedactor([]string{"s3cr3t-value", "abc", "line-one-secret\nline-two-secret\n", ""})
+	tests := map[string]struct{ in, want string }{
+		"whole value":                      {"token=s3cr3t-value;", "token=[REDACTED];"},
+		"short not redacted":               {"abc", "abc"},
+		"each line of a multi-line secret": {"got line-two-secret here", "got [REDACTED] here"},
+		"repeated":                         {"s3cr3t-values3cr3t-value", "[REDACTED][REDACTED]"},
+		"nothing":                          {"plain output", "plain output"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := r.redact(tc.in); got != tc.want {
+				t.Errorf("redact(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestForbiddenIssuerEnv(t *testing.T) {
+	for _, name := range []string{"PATH", "LD_PRELOAD", "ld_library_path", "HTTPS_PROXY", "http_proxy", "BASH_ENV", "IFS",
+		"PYTHONPATH", "NODE_OPTIONS", "SSL_CERT_FILE", "CERT_MANAGER_ACTION", "HOME", "TMPDIR", "BASH_FUNC_x%%"} {
+		if forbiddenIssuerEnv(name) == "" {
+			t.Errorf("%s is allowed", name)
+		}
+	}
+	for _, name := range []string{"TSIG_SECRET", "CF_API_TOKEN", "API_KEY", "NSUPDATE_KEY"} {
+		if reason := forbiddenIssuerEnv(name); reason != "" {
+			t.Errorf("%s is forbidden: %s", name, reason)
+		}
+	}
+}

@@ -1,0 +1,128 @@
+package solver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// maxIssuerConfigBytes bounds an Issuer's webhook.config.
+const maxIssuerConfigBytes = 16 << 10
+
+// IssuerConfig is what an Issuer's webhook.config may say: which program, and
+// which of its allowed variables to fill from the Issuer's own Secrets.
+type IssuerConfig struct {
+	// Program names a program of the solver config; empty means its default.
+	Program string `json:"program,omitempty"`
+	// Env maps variable names the program allows (secretEnv) to Secret keys.
+	Env map[string]EnvSource `json:"env,omitempty"`
+}
+
+// EnvSource says where a variable's value comes from.
+type EnvSource struct {
+	SecretKeyRef *SecretKeySelector `json:"secretKeyRef"`
+}
+
+// SecretKeySelector names a key of a Secret in the Issuer's resource namespace.
+type SecretKeySelector struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
+}
+
+// ParseIssuerConfig decodes an Issuer's webhook.config strictly.
+func ParseIssuerConfig(raw []byte) (IssuerConfig, error) {
+	var cfg IssuerConfig
+	if len(raw) > maxIssuerConfigBytes {
+		return cfg, fmt.Errorf("issuer config is %d bytes, more than the %d allowed", len(raw), maxIssuerConfigBytes)
+	}
+	trimmed := strings.TrimSpace(string(raw))
+	if trimmed == "" || trimmed == "null" {
+		return cfg, nil
+	}
+	if err := decodeJSONStrict([]byte(trimmed), &cfg); err != nil {
+		if strings.HasPrefix(err.Error(), "unknown field") {
+			return cfg, fmt.Errorf(`issuer config: %w; an Issuer may set only "program" and "env"`, err)
+		}
+		return cfg, fmt.Errorf("issuer config: %w", err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Env)) {
+		ref := cfg.Env[name].SecretKeyRef
+		switch {
+		case ref == nil:
+			return cfg, fmt.Errorf("issuer config: env %s: needs secretKeyRef with name and key", name)
+		case ref.Name == "" || ref.Key == "":
+			return cfg, fmt.Errorf("issuer config: env %s: secretKeyRef needs both name and key", name)
+		}
+	}
+	return cfg, nil
+}
+
+// selectProgram finds the program an Issuer chose and checks that every
+// variable it fills is one the program allows.
+func (c *Config) selectProgram(ic IssuerConfig) (*Program, error) {
+	name := ic.Program
+	if name == "" {
+		if c.DefaultProgram == "" {
+			return nil, fmt.Errorf(`issuer config names no program and the solver config has no defaultProgram; set "program" to one of: %s`, strings.Join(c.ProgramNames(), ", "))
+		}
+		name = c.DefaultProgram
+	}
+	p := c.Programs[name]
+	if p == nil {
+		return nil, fmt.Errorf("issuer config: program %q is not configured; choose one of: %s", name, strings.Join(c.ProgramNames(), ", "))
+	}
+	for _, env := range slices.Sorted(maps.Keys(ic.Env)) {
+		if slices.Contains(p.SecretEnv, env) {
+			continue
+		}
+		if len(p.SecretEnv) == 0 {
+			return nil, fmt.Errorf("issuer config: env %s is not allowed: program %q allows no Secret-backed variables", env, p.Name)
+		}
+		return nil, fmt.Errorf("issuer config: env %s is not allowed for program %q; allowed: %s", env, p.Name, strings.Join(p.SecretEnv, ", "))
+	}
+	return p, nil
+}
+
+// readSecretEnv reads each variable's Secret key from namespace, and only from
+// there: an Issuer can never reach another namespace's Secrets.
+func readSecretEnv(ctx context.Context, kube kubernetes.Interface, namespace string, env map[string]EnvSource) (map[string]string, error) {
+	values := make(map[string]string, len(env))
+	secrets := map[string]map[string][]byte{}
+	for _, name := range slices.Sorted(maps.Keys(env)) {
+		ref := env[name].SecretKeyRef
+		data, ok := secrets[ref.Name]
+		if !ok {
+			secret, err := kube.CoreV1().Secrets(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("env %s: %w", name, describeSecretError(namespace, ref.Name, err))
+			}
+			data = secret.Data
+			secrets[ref.Name] = data
+		}
+		value, ok := data[ref.Key]
+		if !ok {
+			return nil, fmt.Errorf("env %s: Secret %s/%s has no key %q", name, namespace, ref.Name, ref.Key)
+		}
+		values[name] = string(value)
+	}
+	return values, nil
+}
+
+func describeSecretError(namespace, name string, err error) error {
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("secret %s/%s not found", namespace, name)
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("the webhook may not read Secret %s/%s; grant its service account get on secrets in %s (chart: secretsAccess)", namespace, name, namespace)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("reading Secret %s/%s timed out", namespace, name)
+	}
+	return fmt.Errorf("reading Secret %s/%s: %w", namespace, name, err)
+}

@@ -1,0 +1,343 @@
+package solver
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
+)
+
+// Bounds on what a run may cost the webhook.
+const (
+	// killGrace is how long a program's process group has between SIGTERM and SIGKILL.
+	killGrace = 2 * time.Second
+	// drainGrace is how long output is read after the process group is gone,
+	// for a descendant that left the group but kept the pipes open.
+	drainGrace = 200 * time.Millisecond
+	// maxLineBytes truncates a single output line.
+	maxLineBytes = 4 << 10
+	// maxOutputBytes is how much of each stream is kept and logged; the rest is counted.
+	maxOutputBytes = 64 << 10
+	// tailLines and maxTailBytes shape the output quoted in an error.
+	tailLines    = 3
+	maxTailBytes = 400
+)
+
+// invocation is one run of a program.
+type invocation struct {
+	program *Program
+	action  Action
+	args    []string
+	env     environment
+	dir     string
+	log     logr.Logger
+}
+
+// runResult is what a finished run left behind.
+type runResult struct {
+	Duration time.Duration
+	Stdout   []string
+	Stderr   []string
+	// Truncated counts output bytes dropped beyond the bounds.
+	Truncated int
+}
+
+// RunError is a failed run, phrased for a Challenge's status: program, action,
+// how it ended and a short, redacted tail of its output.
+type RunError struct {
+	Program  string
+	Action   Action
+	ExitCode int
+	Signal   string
+	Killed   bool
+	Timeout  time.Duration
+	StartErr string
+	Tail     string
+}
+
+func (e *RunError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "program %q %s ", e.Program, e.Action)
+	switch {
+	case e.StartErr != "":
+		fmt.Fprintf(&b, "could not start: %s", e.StartErr)
+	case e.Killed && e.Timeout > 0:
+		fmt.Fprintf(&b, "did not finish within %s and was killed", e.Timeout)
+	case e.Killed:
+		b.WriteString("was killed because its request ended")
+	case e.Signal != "":
+		fmt.Fprintf(&b, "was terminated by signal %s", e.Signal)
+	default:
+		fmt.Fprintf(&b, "exited with status %d", e.ExitCode)
+	}
+	if e.Tail != "" {
+		fmt.Fprintf(&b, ": %s", e.Tail)
+	}
+	return b.String()
+}
+
+// runProgram runs one invocation until it exits or ctx ends. Its process group
+// is killed when ctx ends (SIGTERM, then SIGKILL after killGrace) and always
+// once the program itself has exited, so no descendant outlives the run.
+func runProgram(ctx context.Context, inv invocation) (runResult, error) {
+	redact := newRedactor(inv.env.secrets)
+	start := time.Now()
+	res := runResult{}
+	runErr := &RunError{Program: inv.program.Name, Action: inv.action}
+
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		return res, err
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		closeAll(stdoutR, stdoutW)
+		return res, err
+	}
+	cmd := &exec.Cmd{
+		Path:        inv.program.Path,
+		Args:        append([]string{inv.program.Path}, inv.args...),
+		Env:         inv.env.vars,
+		Dir:         inv.dir,
+		Stdout:      stdoutW,
+		Stderr:      stderrW,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	startErr := cmd.Start()
+	closeAll(stdoutW, stderrW)
+	if startErr != nil {
+		closeAll(stdoutR, stderrR)
+		runErr.StartErr = describeStartError(inv.program.Path, startErr)
+		return res, runErr
+	}
+	pgid := cmd.Process.Pid
+
+	outputs := []*streamCapture{
+		{name: "stdout", redact: redact, log: inv.log},
+		{name: "stderr", redact: redact, log: inv.log},
+	}
+	var readers sync.WaitGroup
+	for i, r := range []*os.File{stdoutR, stderrR} {
+		readers.Go(func() { outputs[i].consume(r) })
+	}
+
+	group := &processGroup{pgid: pgid}
+	exited := make(chan struct{})
+	var killed bool
+	var watcher sync.WaitGroup
+	watcher.Go(func() {
+		select {
+		case <-exited:
+			return
+		case <-ctx.Done():
+		}
+		killed = true
+		group.signal(unix.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(killGrace):
+			group.signal(unix.SIGKILL)
+		}
+	})
+
+	// Wait for the program to exit without reaping it: while it is a zombie its
+	// PID cannot be reused, so signalling its group cannot hit a stranger.
+	waitExited(pgid)
+	group.signal(unix.SIGKILL)
+	close(exited)
+	watcher.Wait()
+	group.reaped()
+	waitErr := cmd.Wait()
+	res.Duration = time.Since(start)
+
+	drainDeadline := time.Now().Add(drainGrace)
+	_ = stdoutR.SetReadDeadline(drainDeadline)
+	_ = stderrR.SetReadDeadline(drainDeadline)
+	readers.Wait()
+	closeAll(stdoutR, stderrR)
+
+	res.Stdout, res.Stderr = outputs[0].lines, outputs[1].lines
+	res.Truncated = outputs[0].dropped + outputs[1].dropped
+
+	if waitErr == nil && !killed {
+		return res, nil
+	}
+	runErr.Tail = errorTail(res)
+	if killed {
+		runErr.Killed = true
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			runErr.Timeout = deadlineOf(ctx, start)
+		}
+		return res, runErr
+	}
+	var exitErr *exec.ExitError
+	if errors.As(waitErr, &exitErr) {
+		if status, ok := exitErr.Sys().(syscall.WaitStatus); ok && status.Signaled() {
+			runErr.Signal = unix.SignalName(status.Signal())
+		} else {
+			runErr.ExitCode = exitErr.ExitCode()
+		}
+		return res, runErr
+	}
+	return res, fmt.Errorf("program %q %s: %w", inv.program.Name, inv.action, waitErr)
+}
+
+// deadlineOf reports the run's allowance for messages, rounded to a stable value.
+func deadlineOf(ctx context.Context, start time.Time) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return d.Sub(start).Round(time.Second)
+	}
+	return 0
+}
+
+func describeStartError(path string, err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Sprintf("%s does not exist (was it removed after the config was loaded?)", path)
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Sprintf("%s is not executable", path)
+	case errors.Is(err, syscall.ENOEXEC):
+		return fmt.Sprintf("%s is not a valid executable (a script needs a #! line)", path)
+	}
+	return err.Error()
+}
+
+// waitExited blocks until the process has exited, leaving it unreaped.
+func waitExited(pid int) {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			return
+		}
+	}
+}
+
+// processGroup signals a program's process group until its leader is reaped.
+type processGroup struct {
+	mu   sync.Mutex
+	pgid int
+	done bool
+}
+
+func (g *processGroup) signal(sig unix.Signal) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.done {
+		_ = unix.Kill(-g.pgid, sig)
+	}
+}
+
+func (g *processGroup) reaped() {
+	g.mu.Lock()
+	g.done = true
+	g.mu.Unlock()
+}
+
+func closeAll(files ...*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}
+
+// streamCapture reads one output stream line by line: each line is redacted,
+// logged and kept, up to the bounds; what is beyond them is counted.
+type streamCapture struct {
+	name    string
+	redact  redactor
+	log     logr.Logger
+	lines   []string
+	kept    int
+	dropped int
+}
+
+func (s *streamCapture) consume(r io.Reader) {
+	br := bufio.NewReaderSize(r, maxLineBytes)
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(chunk) > 0 {
+			line := strings.TrimRight(string(chunk), "\r\n")
+			extra := 0
+			if errors.Is(err, bufio.ErrBufferFull) {
+				extra = s.discardLine(br)
+				err = nil
+			}
+			s.add(line, extra)
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// discardLine skips the rest of an over-long line and returns its length.
+func (s *streamCapture) discardLine(br *bufio.Reader) int {
+	n := 0
+	for {
+		chunk, err := br.ReadSlice('\n')
+		n += len(chunk)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return n
+		}
+	}
+}
+
+func (s *streamCapture) add(line string, extra int) {
+	if s.kept >= maxOutputBytes {
+		s.dropped += len(line) + extra
+		return
+	}
+	if extra > 0 {
+		// A secret may straddle the cut: drop as much as the longest secret.
+		line = line[:max(len(line)-s.redact.longest, 0)]
+		extra += s.redact.longest
+	}
+	line = s.redact.redact(line)
+	if extra > 0 {
+		line += fmt.Sprintf(" [line truncated, %d more bytes]", extra)
+		s.dropped += extra
+	}
+	s.kept += len(line)
+	s.lines = append(s.lines, line)
+	s.log.V(1).Info("program output", "stream", s.name, "line", line)
+	if s.kept >= maxOutputBytes {
+		s.lines = append(s.lines, "[output truncated]")
+	}
+}
+
+// errorTail quotes the last lines of stderr (or of stdout when stderr is
+// empty) for an error message; lines are already redacted.
+func errorTail(res runResult) string {
+	lines := nonEmpty(res.Stderr)
+	if len(lines) == 0 {
+		lines = nonEmpty(res.Stdout)
+	}
+	if len(lines) > tailLines {
+		lines = lines[len(lines)-tailLines:]
+	}
+	tail := strings.Join(lines, " | ")
+	if len(tail) > maxTailBytes {
+		tail = "..." + strings.ToValidUTF8(tail[len(tail)-maxTailBytes:], "")
+	}
+	return tail
+}
+
+func nonEmpty(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		if strings.TrimSpace(l) != "" {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return out
+}

@@ -1,0 +1,336 @@
+// Package solver implements a cert-manager DNS-01 webhook solver that runs an
+// external program under lego's exec provider contract.
+package solver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cert-manager/cert-manager/pkg/acme/webhook"
+	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
+	cmclient "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned"
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+)
+
+// SolverName is the solver's name in the Issuer's webhook.solverName.
+const SolverName = "exec"
+
+var _ webhook.Solver = (*Solver)(nil)
+
+// Solver runs the configured programs for cert-manager's Present and CleanUp calls.
+type Solver struct {
+	getenv    func(string) string
+	environ   func() []string
+	log       logr.Logger
+	check     recordVisible
+	workDir   string
+	locks     *zoneLocks
+	presented *presentedRecords
+	current   atomic.Pointer[state]
+	// initMu serialises Initialize, which the conformance suite calls repeatedly.
+	initMu sync.Mutex
+}
+
+// state is one loaded config and what serving it needs; a reload swaps it whole.
+type state struct {
+	cfg         *Config
+	propagation map[string]propagationSettings
+	cluster     *cluster
+}
+
+// cluster holds the API clients of one Initialize call.
+type cluster struct {
+	kube kubernetes.Interface
+	cm   cmclient.Interface
+	stop <-chan struct{}
+	log  logr.Logger
+
+	finderOnce sync.Once
+	finder     *challengeFinder
+	finderErr  error
+}
+
+// Option adjusts a Solver; tests use them to observe it.
+type Option func(*Solver)
+
+// WithGetenv replaces os.Getenv as the source of the webhook's settings.
+func WithGetenv(getenv func(string) string) Option {
+	return func(s *Solver) { s.getenv = getenv }
+}
+
+// WithEnviron replaces os.Environ as the environment programs may pass through.
+func WithEnviron(environ func() []string) Option {
+	return func(s *Solver) { s.environ = environ }
+}
+
+// WithLogger replaces the klog-backed logger.
+func WithLogger(log logr.Logger) Option {
+	return func(s *Solver) { s.log = log }
+}
+
+// New returns the solver; it reads its configuration in Initialize.
+func New(opts ...Option) *Solver {
+	s := &Solver{
+		getenv:    os.Getenv,
+		environ:   os.Environ,
+		log:       klog.Background().WithName(SolverName),
+		check:     checkRecord,
+		workDir:   os.TempDir(),
+		presented: newPresentedRecords(),
+	}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
+}
+
+// Name is the solver's name in the Issuer's webhook.solverName.
+func (s *Solver) Name() string { return SolverName }
+
+// Initialize loads the solver config and starts watching it for changes.
+func (s *Solver) Initialize(kubeConfig *rest.Config, stop <-chan struct{}) error {
+	s.initMu.Lock()
+	defer s.initMu.Unlock()
+	kube, err := kubernetes.NewForConfig(kubeConfig)
+	if err != nil {
+		return fmt.Errorf("exec solver: kubernetes client: %w", err)
+	}
+	cm, err := cmclient.NewForConfig(kubeConfig)
+	if err != nil {
+		return fmt.Errorf("exec solver: cert-manager client: %w", err)
+	}
+	cfg, err := LoadConfig(s.getenv)
+	if err != nil {
+		return fmt.Errorf("exec solver: %w", err)
+	}
+	c := &cluster{kube: kube, cm: cm, stop: stop, log: s.log}
+	st := s.newState(c, cfg)
+	if s.locks == nil {
+		s.locks = newZoneLocks(cfg.MaxConcurrentRuns)
+	}
+	s.install(st)
+	if cfg.path != "" {
+		go s.watchConfig(cfg.path, c)
+	}
+	return nil
+}
+
+// install makes st the state new calls are served from.
+func (s *Solver) install(st *state) {
+	s.locks.setLimit(st.cfg.MaxConcurrentRuns)
+	s.current.Store(st)
+	s.log.Info("solver config loaded", "source", st.cfg.Source, "programs", st.cfg.ProgramNames(), "defaultProgram", st.cfg.DefaultProgram)
+}
+
+// newState asks every program for its propagation timeout and, when a RAW
+// program is configured, starts the Challenge cache.
+func (s *Solver) newState(c *cluster, cfg *Config) *state {
+	st := &state{cfg: cfg, cluster: c, propagation: map[string]propagationSettings{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, p := range cfg.Programs {
+		wg.Go(func() {
+			settings := s.askTimeout(p)
+			mu.Lock()
+			st.propagation[p.Name] = settings
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if cfg.HasRawProgram() {
+		if _, err := c.challengeFinder(); err != nil {
+			s.log.Error(err, "RAW mode: starting the Challenge cache failed")
+		}
+	}
+	return st
+}
+
+func (c *cluster) challengeFinder() (*challengeFinder, error) {
+	c.finderOnce.Do(func() {
+		c.finder, c.finderErr = newChallengeFinder(c.cm, c.kube, c.log, c.stop)
+	})
+	return c.finder, c.finderErr
+}
+
+// askTimeout runs `program timeout` once and logs which source each setting came from.
+func (s *Solver) askTimeout(p *Program) propagationSettings {
+	defaults := propagationSettings{
+		Timeout: p.Propagation.Timeout, TimeoutSource: p.Propagation.TimeoutSource,
+		Interval: p.Propagation.Interval, IntervalSource: p.Propagation.IntervalSource,
+	}
+	log := s.log.WithValues("program", p.Name, "action", ActionTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeoutQueryDeadline)
+	defer cancel()
+	env := buildEnvironment(p, s.workDir, runContext{Action: ActionTimeout}, nil, s.environ())
+	res, err := runProgram(ctx, invocation{program: p, action: ActionTimeout, args: []string{string(ActionTimeout)}, env: env, dir: s.workDir, log: log})
+	settings := defaults
+	if err == nil {
+		settings, err = parseTimeoutAnswer(strings.Join(res.Stdout, "\n"), defaults)
+	}
+	if err != nil {
+		log.V(1).Info("program gave no usable timeout answer; using defaults where needed", "reason", err.Error())
+	}
+	log.Info("propagation settings", "timeout", settings.Timeout, "timeoutSource", settings.TimeoutSource,
+		"interval", settings.Interval, "intervalSource", settings.IntervalSource, "wait", p.Propagation.Wait)
+	return settings
+}
+
+// Present runs the program's present action for the challenge.
+func (s *Solver) Present(req *whapi.ChallengeRequest) error {
+	return s.serve(ActionPresent, req)
+}
+
+// CleanUp runs the program's cleanup action for the challenge.
+func (s *Solver) CleanUp(req *whapi.ChallengeRequest) error {
+	return s.serve(ActionCleanUp, req)
+}
+
+// serve handles one call within the request budget and logs its outcome once.
+func (s *Solver) serve(action Action, req *whapi.ChallengeRequest) error {
+	st := s.current.Load()
+	if st == nil {
+		return errors.New("exec solver is not initialized yet")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), RequestBudget)
+	defer cancel()
+	start := time.Now()
+	log := s.log.WithValues("action", action, "dnsName", req.DNSName, "fqdn", req.ResolvedFQDN, "namespace", req.ResourceNamespace)
+	err := s.handle(ctx, st, action, req, log)
+	if err != nil {
+		log.Info("challenge failed", "duration", time.Since(start).Round(time.Millisecond), "error", err.Error())
+		return err
+	}
+	log.V(1).Info("challenge done", "duration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whapi.ChallengeRequest, log logr.Logger) error {
+	if err := validateRequest(req); err != nil {
+		return err
+	}
+	var rawConfig []byte
+	if req.Config != nil {
+		rawConfig = req.Config.Raw
+	}
+	ic, err := ParseIssuerConfig(rawConfig)
+	if err != nil {
+		return err
+	}
+	p, err := st.cfg.selectProgram(ic)
+	if err != nil {
+		return err
+	}
+	log = log.WithValues("program", p.Name)
+	fqdn := challengeFQDN(req.ResolvedFQDN, req.DNSName)
+	settings := st.propagation[p.Name]
+	presentedKey := recordKey(p.Name, fqdn, req.Key)
+
+	if action == ActionPresent && p.Propagation.Wait {
+		if at, ok := s.presented.since(presentedKey, settings.Timeout, time.Now()); ok {
+			log.V(1).Info("record presented earlier; continuing the propagation wait", "presentedAt", at)
+			return s.awaitPropagation(ctx, settings, p, fqdn, req.Key, presentedKey, at, log)
+		}
+	}
+
+	fromSecrets, err := readSecretEnv(ctx, st.cluster.kube, req.ResourceNamespace, ic.Env)
+	if err != nil {
+		return err
+	}
+	ch := challengeArgs{FQDN: fqdn, Value: req.Key, Domain: rawDomain(req.DNSName)}
+	if p.Mode == ModeRaw {
+		finder, err := st.cluster.challengeFinder()
+		if err != nil {
+			return fmt.Errorf("RAW mode: %w", err)
+		}
+		creds, err := finder.find(ctx, req.DNSName, req.Key, req.ResourceNamespace)
+		if err != nil {
+			return err
+		}
+		ch.Token, ch.KeyAuth = creds.Token, creds.KeyAuth
+	}
+	env := buildEnvironment(p, s.workDir, runContext{
+		Action:            action,
+		DNSName:           req.DNSName,
+		ResolvedFQDN:      fqdn,
+		ResolvedZone:      req.ResolvedZone,
+		ResourceNamespace: req.ResourceNamespace,
+	}, fromSecrets, s.environ())
+
+	zone := req.ResolvedZone
+	if zone == "" {
+		zone = fqdn
+	}
+	release, err := s.locks.acquire(ctx, zone)
+	if err != nil {
+		return fmt.Errorf("zone %s busy: other runs held it for the whole request budget (%s); cert-manager will retry", zone, RequestBudget)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, p.Timeout)
+	res, err := runProgram(runCtx, invocation{program: p, action: action, args: programArgs(p.Mode, action, ch), env: env, dir: s.workDir, log: log})
+	cancel()
+	release()
+	logRun(log, res, err)
+	if err != nil {
+		return err
+	}
+
+	if action == ActionCleanUp {
+		s.presented.forget(presentedKey)
+		return nil
+	}
+	if !p.Propagation.Wait {
+		return nil
+	}
+	now := time.Now()
+	s.presented.add(presentedKey, now)
+	return s.awaitPropagation(ctx, settings, p, fqdn, req.Key, presentedKey, now, log)
+}
+
+func (s *Solver) awaitPropagation(ctx context.Context, settings propagationSettings, p *Program, fqdn, value, key string, presentedAt time.Time, log logr.Logger) error {
+	err := waitVisible(ctx, s.check, settings, p, fqdn, value, presentedAt, log)
+	var notYet *notYetVisibleError
+	if err != nil && !errors.As(err, &notYet) {
+		// The window closed: the next Present runs the program again.
+		s.presented.forget(key)
+	}
+	return err
+}
+
+func logRun(log logr.Logger, res runResult, err error) {
+	kv := []any{"duration", res.Duration.Round(time.Millisecond)}
+	if res.Truncated > 0 {
+		kv = append(kv, "truncatedBytes", res.Truncated)
+	}
+	if err != nil {
+		log.Info("program failed", append(kv, "error", err.Error())...)
+		return
+	}
+	log.Info("program succeeded", kv...)
+}
+
+// validateRequest checks what cert-manager sent before any of it becomes an argument.
+func validateRequest(req *whapi.ChallengeRequest) error {
+	if req.Type != "" && req.Type != "dns-01" {
+		return fmt.Errorf("challenge type %q is not supported; this solver handles dns-01", req.Type)
+	}
+	if err := validateName("dnsName", rawDomain(req.DNSName)); err != nil {
+		return err
+	}
+	if err := validateName("resolvedFQDN", challengeFQDN(req.ResolvedFQDN, req.DNSName)); err != nil {
+		return err
+	}
+	if req.ResolvedZone != "" {
+		if err := validateName("resolvedZone", req.ResolvedZone); err != nil {
+			return err
+		}
+	}
+	return validateValue(req.Key)
+}
