@@ -60,8 +60,9 @@ func challengeFQDN(resolvedFQDN, dnsName string) string {
 const maxTXTValue = 255
 
 // validateName checks a DNS name from the request before it becomes an
-// argument: ASCII only (cert-manager sends IDNs as A-labels), no whitespace or
-// control characters, label and name lengths within RFC 1035.
+// argument: letters, digits, '-', '_', '.' and a leading "*." only
+// (cert-manager sends IDNs as A-labels), label and name lengths within RFC 1035.
+// Nothing a script could mistake for syntax reaches it.
 func validateName(field, name string) error {
 	if name == "" {
 		return fmt.Errorf("%s is empty", field)
@@ -69,9 +70,12 @@ func validateName(field, name string) error {
 	if !utf8.ValidString(name) {
 		return fmt.Errorf("%s is not valid UTF-8", field)
 	}
-	for _, r := range name {
-		if r > 0x7e || r <= 0x20 {
+	for _, r := range strings.TrimPrefix(name, "*.") {
+		if r > 0x7f {
 			return fmt.Errorf("%s %q contains %q; names must be ASCII (use the IDNA A-label, xn--...)", field, name, r)
+		}
+		if !isNameChar(r) {
+			return fmt.Errorf("%s %q contains %q; only letters, digits, '-', '_' and '.' are accepted", field, name, r)
 		}
 	}
 	if _, ok := dns.IsDomainName(name); !ok {
@@ -80,7 +84,12 @@ func validateName(field, name string) error {
 	return nil
 }
 
-// validateValue checks the TXT value cert-manager asks us to present.
+func isNameChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
+}
+
+// validateValue checks the TXT value cert-manager asks us to present: a
+// DNS-01 key is base64url; plain base64 is accepted too.
 func validateValue(value string) error {
 	if value == "" {
 		return fmt.Errorf("key is empty")
@@ -89,8 +98,8 @@ func validateValue(value string) error {
 		return fmt.Errorf("key is %d bytes, longer than a TXT string (%d)", len(value), maxTXTValue)
 	}
 	for _, r := range value {
-		if r > 0x7e || r <= 0x20 {
-			return fmt.Errorf("key contains %q; only printable ASCII is accepted", r)
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_+/=", r)) {
+			return fmt.Errorf("key contains %q; a DNS-01 key is base64url", r)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -93,16 +94,19 @@ func TestValidateRequest(t *testing.T) {
 	}{
 		"ok":                 {"example.com", "abc-_", ""},
 		"empty key":          {"example.com", "", "key is empty"},
-		"space in key":       {"example.com", "a b", `key contains ' '; only printable ASCII is accepted`},
-		"newline in key":     {"example.com", "a\nb", `key contains '\n'; only printable ASCII is accepted`},
+		"space in key":       {"example.com", "a b", `key contains ' '; a DNS-01 key is base64url`},
+		"quote in key":       {"example.com", `a"b`, `key contains '"'; a DNS-01 key is base64url`},
+		"base64 key":         {"example.com", "123d==", ""},
+		"newline in key":     {"example.com", "a\nb", `key contains '\n'; a DNS-01 key is base64url`},
 		"unicode name":       {"bücher.example", "k", `dnsName "bücher.example" contains 'ü'; names must be ASCII (use the IDNA A-label, xn--...)`},
 		"a-label name":       {"xn--bcher-kva.example", "k", ""},
 		"label too long":     {long + ".example.com", "k", `dnsName "` + long + `.example.com" is not a valid DNS name (labels of at most 63 and names of at most 253 characters)`},
-		"space in name":      {"exa mple.com", "k", `dnsName "exa mple.com" contains ' '; names must be ASCII (use the IDNA A-label, xn--...)`},
+		"space in name":      {"exa mple.com", "k", `dnsName "exa mple.com" contains ' '; only letters, digits, '-', '_' and '.' are accepted`},
 		"leading dash label": {"-x.example.com", "k", ""},
-		"semicolon is inert": {"a;rm.example.com", "k", ""},
+		"shell syntax":       {"a;rm.example.com", "k", `dnsName "a;rm.example.com" contains ';'; only letters, digits, '-', '_' and '.' are accepted`},
+		"quote":              {`a"b.example.com`, "k", `dnsName "a\"b.example.com" contains '"'; only letters, digits, '-', '_' and '.' are accepted`},
 		"empty name":         {"", "k", "dnsName is empty"},
-		"value of 256 bytes": {"example.com", string(make([]byte, 256)), "key is 256 bytes, longer than a TXT string (255)"},
+		"value of 256 bytes": {"example.com", strings.Repeat("a", 256), "key is 256 bytes, longer than a TXT string (255)"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -1,0 +1,267 @@
+// Package testbed starts the real servers the integration and end-to-end
+// tests run against: BIND9 as an authoritative DNS server, and helpers for
+// the control plane binaries. It is test infrastructure, never imported by
+// the product.
+package testbed
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// BIND is a running named serving one zone that accepts TSIG-signed dynamic
+// updates of TXT records.
+type BIND struct {
+	// Addr is host:port of the server.
+	Addr string
+	Host string
+	Port int
+	// Zone is the served zone, with its trailing dot.
+	Zone string
+	// KeyName, KeyAlgorithm and KeySecret are the TSIG key allowed to update the zone.
+	KeyName      string
+	KeyAlgorithm string
+	KeySecret    string
+
+	dir string
+	cmd *exec.Cmd
+	log string
+}
+
+// StartBIND starts named on a free loopback port as an unprivileged process
+// and stops it when the test ends.
+func StartBIND(t testing.TB, zone string) *BIND {
+	t.Helper()
+	named, err := exec.LookPath("named")
+	if err != nil {
+		if _, statErr := os.Stat("/usr/sbin/named"); statErr != nil {
+			t.Fatal("named not found: install Debian's bind9 package (apt-get install bind9 bind9-dnsutils)")
+		}
+		named = "/usr/sbin/named"
+	}
+	dir, err := os.MkdirTemp("", "bind-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	b := &BIND{
+		Host:         "127.0.0.1",
+		Zone:         dns.Fqdn(zone),
+		KeyName:      "webhook-test-key",
+		KeyAlgorithm: "hmac-sha256",
+		KeySecret:    base64.StdEncoding.EncodeToString(secret),
+		dir:          dir,
+		log:          filepath.Join(dir, "named.log"),
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		b.Port = freePort(t)
+		b.Addr = net.JoinHostPort(b.Host, strconv.Itoa(b.Port))
+		if lastErr = b.start(named); lastErr == nil {
+			t.Cleanup(b.stop)
+			return b
+		}
+	}
+	t.Fatalf("starting named: %v", lastErr)
+	return nil
+}
+
+func (b *BIND) start(named string) error {
+	zoneName := strings.TrimSuffix(b.Zone, ".")
+	zoneFile := filepath.Join(b.dir, zoneName+".zone")
+	zoneData := fmt.Sprintf(`$TTL 60
+@	IN SOA ns1.%[1]s hostmaster.%[1]s 1 60 60 600 60
+@	IN NS ns1.%[1]s
+ns1	IN A 127.0.0.1
+`, b.Zone)
+	conf := fmt.Sprintf(`options {
+	directory "%[1]s";
+	pid-file none;
+	session-keyfile "%[1]s/session.key";
+	managed-keys-directory "%[1]s";
+	listen-on port %[2]d { 127.0.0.1; };
+	listen-on-v6 { none; };
+	recursion no;
+	allow-query { any; };
+	dnssec-validation no;
+	notify no;
+};
+controls { };
+key "%[3]s" { algorithm %[4]s; secret "%[5]s"; };
+zone "%[6]s" {
+	type primary;
+	file "%[7]s";
+	update-policy { grant %[3]s zonesub TXT; };
+};
+`, b.dir, b.Port, b.KeyName, b.KeyAlgorithm, b.KeySecret, zoneName, zoneFile)
+	confFile := filepath.Join(b.dir, "named.conf")
+	if err := os.WriteFile(zoneFile, []byte(zoneData), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	logFile, err := os.Create(b.log)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close() //nolint:errcheck // the child holds its own descriptor.
+	args := []string{"-g", "-4", "-c", confFile}
+	if os.Geteuid() == 0 {
+		// named drops root itself; the directory must be its user's.
+		if u, err := user.Lookup("bind"); err == nil {
+			uid, _ := strconv.Atoi(u.Uid)
+			gid, _ := strconv.Atoi(u.Gid)
+			_ = os.Chmod(b.dir, 0o755)
+			for _, p := range []string{b.dir, zoneFile, confFile} {
+				if err := os.Chown(p, uid, gid); err != nil {
+					return err
+				}
+			}
+			args = append(args, "-u", "bind")
+		}
+	}
+	b.cmd = exec.Command(named, args...) //nolint:gosec // test infrastructure.
+	b.cmd.Stdout, b.cmd.Stderr = logFile, logFile
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := b.cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- b.cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("named exited (%v):\n%s", err, b.Log())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if b.answersSOA() {
+			go func() { <-exited }()
+			return nil
+		}
+	}
+	_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
+	return fmt.Errorf("named did not answer within 30s:\n%s", b.Log())
+}
+
+func (b *BIND) answersSOA() bool {
+	m := new(dns.Msg)
+	m.SetQuestion(b.Zone, dns.TypeSOA)
+	c := &dns.Client{Timeout: time.Second}
+	r, _, err := c.Exchange(m, b.Addr)
+	return err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0
+}
+
+func (b *BIND) stop() {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGTERM)
+	for i := 0; i < 50; i++ {
+		if syscall.Kill(b.cmd.Process.Pid, 0) != nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
+}
+
+// Log returns what named wrote so far.
+func (b *BIND) Log() string {
+	data, _ := os.ReadFile(b.log)
+	return string(data)
+}
+
+// TXT returns the TXT values at name, asked of this server directly.
+func (b *BIND) TXT(t testing.TB, name string) []string {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), dns.TypeTXT)
+	c := &dns.Client{Timeout: 2 * time.Second}
+	r, _, err := c.Exchange(m, b.Addr)
+	if err != nil {
+		t.Fatalf("querying TXT %s: %v", name, err)
+	}
+	var values []string
+	for _, rr := range r.Answer {
+		if txt, ok := rr.(*dns.TXT); ok {
+			values = append(values, strings.Join(txt.Txt, ""))
+		}
+	}
+	return values
+}
+
+// Env returns the variables the example nsupdate program reads for this server.
+func (b *BIND) Env() map[string]string {
+	return map[string]string{
+		"NSUPDATE_SERVER": b.Host,
+		"NSUPDATE_PORT":   strconv.Itoa(b.Port),
+		"TSIG_KEY_NAME":   b.KeyName,
+		"TSIG_ALGORITHM":  b.KeyAlgorithm,
+		"TSIG_SECRET":     b.KeySecret,
+	}
+}
+
+// freePort returns a loopback port that is free for both TCP and UDP now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	for i := 0; i < 20; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		_ = l.Close()
+		if err == nil {
+			_ = u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// Render copies the files of srcDir into a new directory, expanding ${NAME}
+// from vars, and returns the new directory.
+func Render(t testing.TB, srcDir string, vars map[string]string) string {
+	t.Helper()
+	dst := t.TempDir()
+	entries, err := os.ReadDir(srcDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(srcDir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		expanded := os.Expand(string(data), func(name string) string {
+			v, ok := vars[name]
+			if !ok {
+				t.Fatalf("%s: ${%s} has no value", e.Name(), name)
+			}
+			return v
+		})
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), []byte(expanded), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}

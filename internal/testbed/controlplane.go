@@ -1,0 +1,115 @@
+package testbed
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	cmclient "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// ControlPlane is a real etcd and kube-apiserver with cert-manager's CRDs and
+// an audit log of every Secret access.
+type ControlPlane struct {
+	Env    *envtest.Environment
+	Config *rest.Config
+	Kube   kubernetes.Interface
+	CM     cmclient.Interface
+
+	auditLog string
+}
+
+const secretAuditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  resources:
+  - group: ""
+    resources: ["secrets"]
+- level: None
+`
+
+// StartControlPlane starts etcd and kube-apiserver (from TEST_ASSET_*, see
+// hack/test-assets.sh) with cert-manager's CRDs installed, and stops them when
+// the test ends.
+func StartControlPlane(t testing.TB) *ControlPlane {
+	t.Helper()
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "audit-policy.yaml")
+	if err := os.WriteFile(policy, []byte(secretAuditPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cp := &ControlPlane{auditLog: filepath.Join(dir, "audit.log")}
+	cp.Env = &envtest.Environment{
+		CRDDirectoryPaths:     []string{CertManagerCRDs(t)},
+		ErrorIfCRDPathMissing: true,
+	}
+	cp.Env.ControlPlane.GetAPIServer().Configure().
+		Set("audit-policy-file", policy).
+		Set("audit-log-path", cp.auditLog)
+	cfg, err := cp.Env.Start()
+	if err != nil {
+		t.Fatalf("starting the control plane (run hack/test-assets.sh and export what it prints): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := cp.Env.Stop(); err != nil {
+			t.Errorf("stopping the control plane: %v", err)
+		}
+	})
+	cp.Config = cfg
+	cp.Kube = kubernetes.NewForConfigOrDie(cfg)
+	cp.CM = cmclient.NewForConfigOrDie(cfg)
+	return cp
+}
+
+// CertManagerCRDs is deploy/crds of the cert-manager module go.mod requires.
+func CertManagerCRDs(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager").Output()
+	if err != nil {
+		t.Fatalf("locating the cert-manager module: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds")
+}
+
+// AuditEvent is one Secret access recorded by the API server.
+type AuditEvent struct {
+	Verb      string `json:"verb"`
+	User      struct{ Username string } `json:"user"`
+	ObjectRef struct {
+		Resource  string `json:"resource"`
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+	} `json:"objectRef"`
+}
+
+// SecretAccesses returns every access to Secrets the API server has logged.
+func (cp *ControlPlane) SecretAccesses(t testing.TB) []AuditEvent {
+	t.Helper()
+	f, err := os.Open(cp.auditLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close() //nolint:errcheck // read-only.
+	var events []AuditEvent
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var e AuditEvent
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("audit log: %v", err)
+		}
+		if e.ObjectRef.Resource == "secrets" {
+			events = append(events, e)
+		}
+	}
+	return events
+}
