@@ -82,7 +82,7 @@ func CertManagerCRDs(t testing.TB) string {
 
 // AuditEvent is one Secret access recorded by the API server.
 type AuditEvent struct {
-	Verb      string `json:"verb"`
+	Verb      string                    `json:"verb"`
 	User      struct{ Username string } `json:"user"`
 	ObjectRef struct {
 		Resource  string `json:"resource"`
