@@ -113,3 +113,14 @@ func (cp *ControlPlane) SecretAccesses(t testing.TB) []AuditEvent {
 	}
 	return events
 }
+
+// UserConfig returns a client config for a user of the given groups, so that
+// the audit log tells its requests apart from the test's own.
+func (cp *ControlPlane) UserConfig(t testing.TB, name string, groups ...string) *rest.Config {
+	t.Helper()
+	user, err := cp.Env.AddUser(envtest.User{Name: name, Groups: groups}, cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return user.Config()
+}
