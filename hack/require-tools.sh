@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Checks that the system packages the tests run are installed, and says how
+# to install them. .ci/run installs them on a fresh machine.
+set -euo pipefail
+missing=()
+for tool in named:bind9 nsupdate:bind9-dnsutils dig:bind9-dnsutils openssl:openssl jq:jq curl:curl; do
+	cmd=${tool%%:*} pkg=${tool##*:}
+	if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! -x /usr/sbin/$cmd ]]; then
+		missing+=("$pkg")
+	fi
+done
+if ((${#missing[@]})); then
+	echo "missing system packages: ${missing[*]}" >&2
+	echo "install them with: apt-get update && apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
