@@ -7,6 +7,7 @@
 #   hack/test-assets.sh helm         prints the path of a cached helm binary
 #   hack/test-assets.sh pebble       prints the directory holding pebble and pebble-challtestsrv
 #   hack/test-assets.sh golangci-lint
+#   hack/test-assets.sh cmcontroller  prints the path of cert-manager's controllers (test infrastructure)
 #
 # No prebuilt binary is downloaded: everything is compiled here. A cold build of
 # kube-apiserver takes ~8 minutes on 2 cores; progress goes to stderr, the
@@ -19,6 +20,8 @@ KUBE_VERSION=v1.36.3
 HELM_VERSION=v3.22.0
 PEBBLE_VERSION=v2.10.3
 GOLANGCI_LINT_VERSION=v2.15.0
+# Matches github.com/cert-manager/cert-manager in go.mod and hack/tools/cmcontroller/go.mod.
+CERT_MANAGER_VERSION=v1.21.2
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/cert-manager-webhook-exec/bin
@@ -71,7 +74,7 @@ install_tool() {
 	shift 3
 	local dir=$cache/$name-$version
 	local first
-	first=$(basename "$1")
+	first=$(basename "${1%@*}")
 	if [[ ! -x $dir/$first ]]; then
 		log "building $name $version into $dir (cold: a few minutes; cached afterwards)"
 		local start=$SECONDS
@@ -106,13 +109,18 @@ pebble)
 		"github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION" \
 		"github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$PEBBLE_VERSION"
 	;;
+cmcontroller)
+	out=$cache/cmcontroller-$CERT_MANAGER_VERSION/cmcontroller
+	build "$out" "$here/tools/cmcontroller" . "~6 min" "-s -w"
+	echo "$out"
+	;;
 golangci-lint)
 	dir=$(install_tool golangci-lint "$GOLANGCI_LINT_VERSION" "" \
 		"github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION")
 	echo "$dir/golangci-lint"
 	;;
 *)
-	log "unknown asset $1 (want: control-plane, helm, pebble, golangci-lint)"
+	log "unknown asset $1 (want: control-plane, helm, pebble, golangci-lint, cmcontroller)"
 	exit 2
 	;;
 esac
