@@ -1,8 +1,9 @@
 # cert-manager-webhook-exec
 #
 #   make demo          cert-manager issues a certificate through this webhook, on loopback
-#   make test          unit tests, conformance and integration tests (builds test binaries once)
+#   make test          unit, conformance, integration and end-to-end tests (builds test binaries once)
 #   make test-unit     unit tests only (no cluster, no DNS server)
+#   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook on loopback
 #   make test-assets   build etcd, kube-apiserver and kubectl into the cache and print their paths
 #   make lint          go vet, gofmt and golangci-lint
 #   make build         the webhook binary in bin/
@@ -38,16 +39,23 @@ test-integration:
 	@eval "$$(hack/test-assets.sh)"; \
 	$(GO) test -race -count=1 -tags integration -timeout 20m ./test/integration/...
 
+.PHONY: e2e test-e2e
+e2e test-e2e:
+	@hack/require-tools.sh
+	@eval "$$(hack/test-assets.sh)"; \
+	$(GO) test -count=1 -tags e2e -timeout 20m -v ./test/e2e/...
+
 .PHONY: test
-test: test-unit test-integration
+test: test-unit test-integration test-e2e
 
 .PHONY: lint
 lint:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./test/...
+	$(GO) vet -tags e2e ./test/...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: demo
 demo:
-	@echo "make demo is not available yet: the end-to-end harness (issue 5) is still being built."
-	@exit 1
+	@hack/require-tools.sh
+	@eval "$$(hack/test-assets.sh)"; $(GO) run ./hack/demo

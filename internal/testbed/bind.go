@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/miekg/dns"
@@ -43,18 +42,18 @@ type BIND struct {
 
 // StartBIND starts named on a free loopback port as an unprivileged process
 // and stops it when the test ends.
-func StartBIND(t testing.TB, zone string) *BIND {
+func StartBIND(t TB, zone string) *BIND {
 	t.Helper()
 	named, err := exec.LookPath("named")
 	if err != nil {
 		if _, statErr := os.Stat("/usr/sbin/named"); statErr != nil {
-			t.Fatal("named not found: install Debian's bind9 package (apt-get install bind9 bind9-dnsutils)")
+			t.Fatalf("%s", "named not found: install Debian's bind9 package (apt-get install bind9 bind9-dnsutils)")
 		}
 		named = "/usr/sbin/named"
 	}
 	dir, err := os.MkdirTemp("", "bind-")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	secret := make([]byte, 32)
@@ -189,7 +188,7 @@ func (b *BIND) Log() string {
 }
 
 // TXT returns the TXT values at name, asked of this server directly.
-func (b *BIND) TXT(t testing.TB, name string) []string {
+func (b *BIND) TXT(t TB, name string) []string {
 	t.Helper()
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), dns.TypeTXT)
@@ -219,12 +218,12 @@ func (b *BIND) Env() map[string]string {
 }
 
 // freePort returns a loopback port that is free for both TCP and UDP now.
-func freePort(t testing.TB) int {
+func freePort(t TB) int {
 	t.Helper()
 	for i := 0; i < 20; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v", err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
@@ -234,34 +233,40 @@ func freePort(t testing.TB) int {
 			return port
 		}
 	}
-	t.Fatal("no free port")
+	t.Fatalf("%v", "no free port")
 	return 0
 }
 
 // Render copies the files of srcDir into a new directory, expanding ${NAME}
 // from vars, and returns the new directory.
-func Render(t testing.TB, srcDir string, vars map[string]string) string {
+func Render(t TB, srcDir string, vars map[string]string) string {
 	t.Helper()
 	dst := t.TempDir()
 	entries, err := os.ReadDir(srcDir)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	for _, e := range entries {
 		data, err := os.ReadFile(filepath.Join(srcDir, e.Name()))
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v", err)
 		}
-		expanded := os.Expand(string(data), func(name string) string {
-			v, ok := vars[name]
-			if !ok {
-				t.Fatalf("%s: ${%s} has no value", e.Name(), name)
-			}
-			return v
-		})
+		expanded := Expand(t, string(data), vars)
 		if err := os.WriteFile(filepath.Join(dst, e.Name()), []byte(expanded), 0o600); err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v", err)
 		}
 	}
 	return dst
+}
+
+// Expand replaces ${NAME} in text from vars; a name without a value is fatal.
+func Expand(t TB, text string, vars map[string]string) string {
+	t.Helper()
+	return os.Expand(text, func(name string) string {
+		v, ok := vars[name]
+		if !ok {
+			t.Fatalf("${%s} has no value", name)
+		}
+		return v
+	})
 }

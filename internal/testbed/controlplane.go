@@ -7,11 +7,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"testing"
 
 	cmclient "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -37,24 +38,42 @@ rules:
 - level: None
 `
 
+// ControlPlaneOptions adjust StartControlPlane.
+type ControlPlaneOptions struct {
+	// Aggregation configures kube-apiserver to proxy aggregated APIs, such as
+	// this webhook's, with a front-proxy client certificate.
+	Aggregation bool
+}
+
 // StartControlPlane starts etcd and kube-apiserver (from TEST_ASSET_*, see
 // hack/test-assets.sh) with cert-manager's CRDs installed, and stops them when
 // the test ends.
-func StartControlPlane(t testing.TB) *ControlPlane {
+func StartControlPlane(t TB, opts ControlPlaneOptions) *ControlPlane {
 	t.Helper()
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "audit-policy.yaml")
 	if err := os.WriteFile(policy, []byte(secretAuditPolicy), 0o600); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	cp := &ControlPlane{auditLog: filepath.Join(dir, "audit.log")}
 	cp.Env = &envtest.Environment{
 		CRDDirectoryPaths:     []string{CertManagerCRDs(t)},
 		ErrorIfCRDPathMissing: true,
 	}
-	cp.Env.ControlPlane.GetAPIServer().Configure().
+	args := cp.Env.ControlPlane.GetAPIServer().Configure().
 		Set("audit-policy-file", policy).
 		Set("audit-log-path", cp.auditLog)
+	if opts.Aggregation {
+		ca := NewCA(t, "front-proxy-ca")
+		cert, key := ca.Issue(t, "front-proxy-client", nil, nil)
+		args.Set("requestheader-client-ca-file", WriteFile(t, dir, "front-proxy-ca.crt", ca.CertPEM)).
+			Set("requestheader-allowed-names", "front-proxy-client").
+			Set("requestheader-extra-headers-prefix", "X-Remote-Extra-").
+			Set("requestheader-group-headers", "X-Remote-Group").
+			Set("requestheader-username-headers", "X-Remote-User").
+			Set("proxy-client-cert-file", WriteFile(t, dir, "front-proxy-client.crt", cert)).
+			Set("proxy-client-key-file", WriteFile(t, dir, "front-proxy-client.key", key))
+	}
 	cfg, err := cp.Env.Start()
 	if err != nil {
 		t.Fatalf("starting the control plane (run hack/test-assets.sh and export what it prints): %v", err)
@@ -71,7 +90,7 @@ func StartControlPlane(t testing.TB) *ControlPlane {
 }
 
 // CertManagerCRDs is deploy/crds of the cert-manager module go.mod requires.
-func CertManagerCRDs(t testing.TB) string {
+func CertManagerCRDs(t TB) string {
 	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager").Output()
 	if err != nil {
@@ -92,11 +111,11 @@ type AuditEvent struct {
 }
 
 // SecretAccesses returns every access to Secrets the API server has logged.
-func (cp *ControlPlane) SecretAccesses(t testing.TB) []AuditEvent {
+func (cp *ControlPlane) SecretAccesses(t TB) []AuditEvent {
 	t.Helper()
 	f, err := os.Open(cp.auditLog)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	defer f.Close() //nolint:errcheck // read-only.
 	var events []AuditEvent
@@ -114,13 +133,28 @@ func (cp *ControlPlane) SecretAccesses(t testing.TB) []AuditEvent {
 	return events
 }
 
+// WriteKubeconfig writes cfg (a client certificate user, as envtest makes
+// them) to a kubeconfig file and returns its path.
+func WriteKubeconfig(t TB, cfg *rest.Config, path string) string {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["test"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["test"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "test"}
+	kc.CurrentContext = "test"
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatalf("%v", err)
+	}
+	return path
+}
+
 // UserConfig returns a client config for a user of the given groups, so that
 // the audit log tells its requests apart from the test's own.
-func (cp *ControlPlane) UserConfig(t testing.TB, name string, groups ...string) *rest.Config {
+func (cp *ControlPlane) UserConfig(t TB, name string, groups ...string) *rest.Config {
 	t.Helper()
 	user, err := cp.Env.AddUser(envtest.User{Name: name, Groups: groups}, cp.Config)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	return user.Config()
 }

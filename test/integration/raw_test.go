@@ -127,7 +127,7 @@ func secret(ns, name, key string, value []byte) *corev1.Secret {
 // account keys and matching Challenges, and checks what RAW mode passes, what
 // it refuses, and which Secrets it reads.
 func TestRawModeOnAPIServer(t *testing.T) {
-	cp := testbed.StartControlPlane(t)
+	cp := testbed.StartControlPlane(t, testbed.ControlPlaneOptions{})
 	for _, ns := range []string{"team-a", "team-b", clusterResourceNamespace} {
 		create(t, cp.Kube.CoreV1().Namespaces().Create, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}

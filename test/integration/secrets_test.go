@@ -25,7 +25,7 @@ import (
 // values reach the program, stay out of logs and errors, and come only from
 // the Issuer's own namespace.
 func TestIssuerSecretsOnAPIServer(t *testing.T) {
-	cp := testbed.StartControlPlane(t)
+	cp := testbed.StartControlPlane(t, testbed.ControlPlaneOptions{})
 	for _, ns := range []string{"team-a", "team-b"} {
 		create(t, cp.Kube.CoreV1().Namespaces().Create, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 	}

@@ -1,0 +1,98 @@
+package testbed
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Process is a server started for a test, in its own process group, with
+// its output in a log file. It is stopped when the test ends.
+type Process struct {
+	Name    string
+	LogPath string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+}
+
+// StartProcess runs bin with args and env (added to a minimal environment),
+// logging to logDir/<name>.log.
+func StartProcess(t TB, logDir, name string, env []string, bin string, args ...string) *Process {
+	t.Helper()
+	p := &Process{Name: name, LogPath: filepath.Join(logDir, name+".log"), exited: make(chan struct{})}
+	logFile, err := os.Create(p.LogPath)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	defer logFile.Close()              //nolint:errcheck // the child holds its own descriptor.
+	p.cmd = exec.Command(bin, args...) //nolint:gosec // test infrastructure.
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}, env...)
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() {
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop terminates the process group, forcefully after 10s.
+func (p *Process) Stop() {
+	if p.Exited() {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
+	}
+}
+
+// Log returns what the process has written so far.
+func (p *Process) Log() string {
+	data, _ := os.ReadFile(p.LogPath)
+	return string(data)
+}
+
+// waitListening waits until addr accepts TCP connections.
+func waitListening(t TB, p *Process, addr string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if p.Exited() {
+			t.Fatalf("%s exited:\n%s", p.Name, p.Log())
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			_ = c.Close()
+			return
+		}
+	}
+	t.Fatalf("%s is not listening on %s:\n%s", p.Name, addr, p.Log())
+}
+
+func readFile(t TB, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return data
+}

@@ -1,0 +1,169 @@
+package testbed
+
+import (
+	"context"
+	"encoding/base64"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+)
+
+// Webhook is this project's webhook running as its own process, serving the
+// aggregated API that kube-apiserver proxies cert-manager's calls to.
+type Webhook struct {
+	*Process
+	Port      int
+	GroupName string
+}
+
+// BuildWebhook compiles the webhook binary into dir and returns its path.
+func BuildWebhook(t TB, repoRoot, dir string) string {
+	t.Helper()
+	out := filepath.Join(dir, "cert-manager-webhook-exec")
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Dir = repoRoot
+	if data, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the webhook: %v\n%s", err, data)
+	}
+	return out
+}
+
+// StartWebhook runs the webhook binary against cp as user webhookUser, and
+// registers it as cluster would: a Service in namespace (ExternalName
+// localhost, since it runs outside the cluster) and an APIService with the
+// CA of its serving certificate.
+func StartWebhook(t TB, cp *ControlPlane, bin, groupName, namespace, logDir string, env []string) *Webhook {
+	t.Helper()
+	const service = "cert-manager-webhook-exec"
+	dir := t.TempDir()
+	ca := NewCA(t, "webhook-ca")
+	cert, key := ca.Issue(t, service+"."+namespace+".svc",
+		[]string{service + "." + namespace + ".svc", "localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+	kubeconfig := WriteKubeconfig(t, cp.UserConfig(t, "exec-webhook", "system:masters"), filepath.Join(dir, "kubeconfig"))
+	port := freePort(t)
+	w := &Webhook{Port: port, GroupName: groupName}
+	w.Process = StartProcess(t, logDir, "webhook", append([]string{"GROUP_NAME=" + groupName}, env...), bin,
+		"--kubeconfig="+kubeconfig,
+		"--authentication-kubeconfig="+kubeconfig,
+		"--authorization-kubeconfig="+kubeconfig,
+		"--tls-cert-file="+WriteFile(t, dir, "tls.crt", cert),
+		"--tls-private-key-file="+WriteFile(t, dir, "tls.key", key),
+		"--bind-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(port),
+		"--v=1",
+	)
+
+	ctx := context.Background()
+	ensureNamespace(t, cp, namespace)
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: service, Namespace: namespace},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeExternalName, ExternalName: "localhost",
+			Ports: []corev1.ServicePort{{Name: "https", Port: int32(port)}},
+		},
+	}
+	if _, err := cp.Kube.CoreV1().Services(namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating the webhook Service: %v", err)
+	}
+	apiServices := dynamic.NewForConfigOrDie(cp.Config).Resource(schema.GroupVersionResource{
+		Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"})
+	name := "v1alpha1." + groupName
+	apiService := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiregistration.k8s.io/v1",
+		"kind":       "APIService",
+		"metadata":   map[string]any{"name": name},
+		"spec": map[string]any{
+			"group": groupName, "version": "v1alpha1",
+			"groupPriorityMinimum": int64(1000), "versionPriority": int64(15),
+			"service":  map[string]any{"namespace": namespace, "name": service, "port": int64(port)},
+			"caBundle": base64.StdEncoding.EncodeToString(ca.CertPEM),
+		},
+	}}
+	if _, err := apiServices.Create(ctx, apiService, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating the APIService: %v", err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		got, err := apiServices.Get(ctx, name, metav1.GetOptions{})
+		if err == nil && apiServiceAvailable(got) {
+			return w
+		}
+		if w.Exited() {
+			t.Fatalf("the webhook exited:\n%s", w.Log())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("APIService %s did not become Available\nwebhook log:\n%s", name, w.Log())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func apiServiceAvailable(obj *unstructured.Unstructured) bool {
+	conditions, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+	for _, c := range conditions {
+		cond, _ := c.(map[string]any)
+		if cond["type"] == "Available" && cond["status"] == "True" {
+			return true
+		}
+	}
+	return false
+}
+
+func ensureNamespace(t TB, cp *ControlPlane, name string) {
+	t.Helper()
+	_, err := cp.Kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+}
+
+// ConfigDir is a directory updated as the kubelet updates a mounted
+// ConfigMap: files are symlinks into ..data, which is swapped atomically.
+type ConfigDir struct {
+	Dir string
+	n   int
+}
+
+// NewConfigDir creates an empty ConfigMap-style directory.
+func NewConfigDir(t TB) *ConfigDir {
+	t.Helper()
+	return &ConfigDir{Dir: t.TempDir()}
+}
+
+// Write replaces the directory's content with files, as one atomic swap.
+func (c *ConfigDir) Write(t TB, files map[string]string) {
+	t.Helper()
+	c.n++
+	version := "..v" + strconv.Itoa(c.n)
+	if err := os.Mkdir(filepath.Join(c.Dir, version), 0o755); err != nil {
+		t.Fatalf("%v", err)
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(c.Dir, version, name), []byte(content), 0o644); err != nil {
+			t.Fatalf("%v", err)
+		}
+		link := filepath.Join(c.Dir, name)
+		if _, err := os.Lstat(link); os.IsNotExist(err) {
+			if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
+				t.Fatalf("%v", err)
+			}
+		}
+	}
+	tmp := filepath.Join(c.Dir, "..data_tmp")
+	if err := os.Symlink(version, tmp); err != nil {
+		t.Fatalf("%v", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(c.Dir, "..data")); err != nil {
+		t.Fatalf("%v", err)
+	}
+}

@@ -1,0 +1,194 @@
+//go:build e2e
+
+// Package e2e issues certificates with cert-manager from a real ACME server
+// (Pebble) through this webhook, running as its own process behind an
+// APIService, with BIND9 as the DNS server Pebble validates against.
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	"github.com/cert-manager/cert-manager/pkg/util/pki"
+	"golang.org/x/crypto/acme"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
+)
+
+const readyTimeout = 5 * time.Minute
+
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestEndToEnd(t *testing.T) {
+	root := repoRoot(t)
+	logDir := t.TempDir()
+	argvLog := filepath.Join(t.TempDir(), "raw-argv")
+	var vars map[string]string
+	stack := testbed.StartStack(t, testbed.StackOptions{
+		RepoRoot: root,
+		LogDir:   logDir,
+		Zone:     "example.com",
+		SolverConfig: func(bind *testbed.BIND) string {
+			vars = map[string]string{
+				"REPO": root, "BIND_PORT": strconv.Itoa(bind.Port), "ARGV_LOG": argvLog,
+				"TSIG_KEY_NAME": bind.KeyName, "TSIG_SECRET": bind.KeySecret,
+				"FLAKY_PATH": filepath.Join(root, "testdata", "programs", "fail.sh"),
+			}
+			return testbed.Expand(t, readConfigTemplate(t, root), vars)
+		},
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range []*testbed.Process{stack.Webhook.Process, stack.CertManager, stack.Pebble.Process} {
+				t.Logf("=== %s log (last 60 lines):\n%s", p.Name, tail(p.Log(), 60))
+			}
+			t.Logf("=== named log:\n%s", tail(stack.BIND.Log(), 40))
+		}
+	})
+
+	t.Run("default mode: name and wildcard", func(t *testing.T) {
+		t.Parallel()
+		stack.CreateIssuer(t, "team-a", "exec", `{"program":"nsupdate"}`)
+		stack.CreateCertificate(t, "team-a", "app", cmmeta.IssuerReference{Name: "exec", Kind: "Issuer"}, "app.example.com", "*.app.example.com")
+		cert := stack.WaitCertificateReady(t, "team-a", "app", readyTimeout)
+		if want := []string{"*.app.example.com", "app.example.com"}; !slices.Equal(sorted(cert.DNSNames), want) {
+			t.Errorf("SANs = %q, want %q", cert.DNSNames, want)
+		}
+		stack.WaitNoTXT(t, "_acme-challenge.app.example.com.", time.Minute)
+	})
+
+	t.Run("RAW mode through a ClusterIssuer", func(t *testing.T) {
+		t.Parallel()
+		stack.CreateClusterIssuer(t, "exec-raw", `{"program":"nsupdate-raw"}`)
+		stack.CreateCertificate(t, "team-raw", "raw", cmmeta.IssuerReference{Name: "exec-raw", Kind: "ClusterIssuer"}, "raw.example.com")
+		stack.WaitCertificateReady(t, "team-raw", "raw", readyTimeout)
+		stack.WaitNoTXT(t, "_acme-challenge.raw.example.com.", time.Minute)
+
+		account, err := stack.CP.Kube.CoreV1().Secrets("cert-manager").Get(context.Background(), "exec-raw-account", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := pki.DecodePrivateKeyBytes(account.Data["tls.key"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		thumb, err := acme.JWKThumbprint(key.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var presents, cleanups int
+		for _, call := range readCalls(t, argvLog) {
+			if len(call) != 5 || call[1] != "--" || call[2] != "raw.example.com" {
+				t.Errorf("unexpected RAW argv %q", call)
+				continue
+			}
+			if token, keyAuth := call[3], call[4]; token == "" || keyAuth != token+"."+thumb {
+				t.Errorf("keyAuth %q is not token %q + the account's thumbprint %q", keyAuth, token, thumb)
+			}
+			switch call[0] {
+			case "present":
+				presents++
+			case "cleanup":
+				cleanups++
+			}
+		}
+		if presents == 0 || cleanups == 0 {
+			t.Errorf("RAW program ran present %d and cleanup %d times", presents, cleanups)
+		}
+	})
+
+	t.Run("failing program, fixed by a config reload", func(t *testing.T) {
+		t.Parallel()
+		stack.CreateIssuer(t, "team-flaky", "exec", `{"program":"flaky"}`)
+		stack.CreateCertificate(t, "team-flaky", "flaky", cmmeta.IssuerReference{Name: "exec", Kind: "Issuer"}, "flaky.example.com")
+		reason := stack.WaitChallengeReason(t, "team-flaky", `program "flaky" present exited with status 3`, readyTimeout)
+		if !strings.Contains(reason, "error: API said 403 for token unset") {
+			t.Errorf("reason %q lacks the program's stderr", reason)
+		}
+		fixed := map[string]string{}
+		for k, v := range vars {
+			fixed[k] = v
+		}
+		fixed["FLAKY_PATH"] = filepath.Join(root, "examples", "nsupdate.sh")
+		stack.Config.Write(t, map[string]string{"config.yaml": testbed.Expand(t, readConfigTemplate(t, root), fixed)})
+		stack.WaitCertificateReady(t, "team-flaky", "flaky", readyTimeout)
+		if stack.Webhook.Exited() {
+			t.Error("the webhook restarted")
+		}
+	})
+
+	t.Run("credentials from the Issuer's namespace only", func(t *testing.T) {
+		t.Parallel()
+		issuerConfig := `{"program":"nsupdate-issuer-secret","env":{"TSIG_SECRET":{"secretKeyRef":{"name":"tsig","key":"secret"}}}}`
+		stack.CreateIssuer(t, "team-secret", "exec", issuerConfig)
+		tsig := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-secret", Name: "tsig"}, StringData: map[string]string{"secret": stack.BIND.KeySecret}}
+		if _, err := stack.CP.Kube.CoreV1().Secrets("team-secret").Create(context.Background(), tsig, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		stack.CreateIssuer(t, "team-other", "exec", issuerConfig)
+		stack.CreateCertificate(t, "team-secret", "secret", cmmeta.IssuerReference{Name: "exec", Kind: "Issuer"}, "secret.example.com")
+		stack.CreateCertificate(t, "team-other", "other", cmmeta.IssuerReference{Name: "exec", Kind: "Issuer"}, "other.example.com")
+		stack.WaitCertificateReady(t, "team-secret", "secret", readyTimeout)
+		stack.WaitChallengeReason(t, "team-other", "env TSIG_SECRET: secret team-other/tsig not found", readyTimeout)
+		if got := stack.BIND.TXT(t, "_acme-challenge.other.example.com."); len(got) != 0 {
+			t.Errorf("a record was presented for team-other: %q", got)
+		}
+		if log := stack.Webhook.Log(); strings.Contains(log, stack.BIND.KeySecret) {
+			t.Error("the TSIG secret appears in the webhook's log")
+		}
+	})
+}
+
+func readConfigTemplate(t testing.TB, root string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, "testdata", "e2e", "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func readCalls(t *testing.T, path string) [][]string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls [][]string
+	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if line != "" {
+			calls = append(calls, strings.Split(strings.TrimSuffix(line, "\x00"), "\x00"))
+		}
+	}
+	return calls
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
