@@ -6,6 +6,7 @@
 #   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook on loopback
 #   make test-assets   build etcd, kube-apiserver and kubectl into the cache and print their paths
 #   make lint          go vet, gofmt and golangci-lint
+#   make deploy-manifests  regenerate deploy/ and the chart's golden renders from the chart
 #   make build         the webhook binary in bin/
 
 SHELL := /usr/bin/env bash
@@ -59,3 +60,8 @@ lint:
 demo:
 	@hack/require-tools.sh
 	@eval "$$(hack/test-assets.sh)"; $(GO) run ./hack/demo
+
+.PHONY: deploy-manifests
+deploy-manifests:
+	@eval "$$(hack/test-assets.sh)"; \
+	$(GO) test -count=1 -tags integration -run 'TestGoldenRenders|TestDeployManifestsCurrent' ./test/chart/ -update

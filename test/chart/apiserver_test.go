@@ -1,0 +1,140 @@
+//go:build integration
+
+package chart
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
+)
+
+// TestInstallOnAPIServer installs the chart with each value set into a real
+// kube-apiserver with cert-manager's CRDs, so every object is validated by the
+// server, then checks the webhook's permissions with `kubectl auth can-i`.
+func TestInstallOnAPIServer(t *testing.T) {
+	cp := testbed.StartControlPlane(t, testbed.ControlPlaneOptions{})
+	for _, ns := range []string{releaseNamespace, "team-a", "team-b"} {
+		if _, err := cp.Kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubeconfig := testbed.WriteKubeconfig(t, cp.UserConfig(t, "chart-admin", "system:masters"), filepath.Join(t.TempDir(), "kubeconfig"))
+	kubectl := func(t *testing.T, args ...string) (string, error) {
+		t.Helper()
+		out, err := exec.Command(os.Getenv("TEST_ASSET_KUBECTL"), append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput() //nolint:gosec // test.
+		return strings.TrimSpace(string(out)), err
+	}
+	if out, err := kubectl(t, "apply", "-f", filepath.Join(repoRoot(t), "testdata", "chart", "crds", "servicemonitor.yaml")); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+
+	// Each entry is what `kubectl auth can-i` takes: "verb resource[.group][/name] [-n ns|--all-namespaces]".
+	type access struct {
+		allowed, denied []string
+	}
+	webhookBase := access{
+		allowed: []string{
+			"create tokenreviews.authentication.k8s.io",
+			"create subjectaccessreviews.authorization.k8s.io",
+			"get configmaps/extension-apiserver-authentication -n kube-system",
+		},
+		denied: []string{
+			"list secrets -n cert-manager", "watch secrets -n cert-manager", "list secrets --all-namespaces",
+			"create secrets -n cert-manager", "update configmaps -n cert-manager", "get configmaps -n kube-system",
+			"create exec.%GROUP%",
+		},
+	}
+	noRaw := []string{"list challenges.acme.cert-manager.io --all-namespaces", "get issuers.cert-manager.io -n team-a", "get clusterissuers.cert-manager.io"}
+	raw := []string{"list challenges.acme.cert-manager.io --all-namespaces", "watch challenges.acme.cert-manager.io --all-namespaces", "get issuers.cert-manager.io -n team-a", "get clusterissuers.cert-manager.io"}
+	tests := map[string]access{
+		"default.yaml": {
+			allowed: []string{"get secrets -n cert-manager"},
+			denied:  append([]string{"get secrets -n team-a", "get secrets -n team-b"}, noRaw...),
+		},
+		"ha.yaml": {
+			allowed: []string{"get secrets -n cert-manager", "get secrets -n team-a", "get secrets -n team-b"},
+			denied:  append([]string{"get secrets -n default"}, noRaw...),
+		},
+		"raw-and-scripts.yaml": {
+			allowed: append([]string{"get secrets -n team-b", "get secrets -n cert-manager"}, raw...),
+			denied:  []string{"create challenges.acme.cert-manager.io -n team-a", "update issuers.cert-manager.io -n team-a"},
+		},
+		"existing-configmap.yaml": {
+			denied: append([]string{"get secrets -n cert-manager", "get secrets -n team-a"}, noRaw...),
+		},
+	}
+	t.Run("deploy/examples", func(t *testing.T) {
+		if out, err := kubectl(t, "apply", "--dry-run=server", "-f", filepath.Join(repoRoot(t), "deploy", "examples")); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	})
+	for _, values := range valueSets(t) {
+		name := filepath.Base(values)
+		want, ok := tests[name]
+		if !ok {
+			t.Fatalf("value set %s has no permission expectations", name)
+		}
+		t.Run(name, func(t *testing.T) {
+			release := strings.TrimSuffix(name, ".yaml")
+			group := release + ".acme.example.com"
+			out, err := helm(t, "install", release, chartDir(t), "--kubeconfig", kubeconfig, "--namespace", releaseNamespace,
+				"-f", values, "--set", "groupName="+group)
+			if err != nil {
+				t.Fatalf("helm install: %v", err)
+			}
+			for _, s := range []string{"groupName: " + group, "solverName: exec"} {
+				if !strings.Contains(out, s) {
+					t.Errorf("NOTES lack %q:\n%s", s, out)
+				}
+			}
+			sa := "system:serviceaccount:" + releaseNamespace + ":" + release + "-cert-manager-webhook-exec"
+			check := func(who string, entries []string, wantAllowed bool) {
+				for _, entry := range entries {
+					if got := canI(t, cp, who, strings.ReplaceAll(entry, "%GROUP%", group)); got != wantAllowed {
+						t.Errorf("%s: can-i %s = %v, want %v", who, entry, got, wantAllowed)
+					}
+				}
+			}
+			check(sa, append(webhookBase.allowed, want.allowed...), true)
+			check(sa, append(webhookBase.denied, want.denied...), false)
+			certManager := "system:serviceaccount:cert-manager:cert-manager"
+			check(certManager, []string{"create exec." + group}, true)
+			check(certManager, []string{"create other." + group, "get exec." + group}, false)
+		})
+	}
+}
+
+// canI asks the API server, as `kubectl auth can-i --as user` does, with a
+// SubjectAccessReview; entry is "verb resource[.group][/name] [-n namespace]".
+func canI(t *testing.T, cp *testbed.ControlPlane, user, entry string) bool {
+	t.Helper()
+	fields := strings.Fields(entry)
+	attrs := &authorizationv1.ResourceAttributes{Verb: fields[0]}
+	resource := fields[1]
+	if r, name, ok := strings.Cut(resource, "/"); ok {
+		resource, attrs.Name = r, name
+	}
+	attrs.Resource, attrs.Group, _ = strings.Cut(resource, ".")
+	for i := 2; i < len(fields); i++ {
+		if fields[i] == "-n" && i+1 < len(fields) {
+			attrs.Namespace = fields[i+1]
+		}
+	}
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: user, Groups: []string{"system:serviceaccounts", "system:authenticated"}, ResourceAttributes: attrs,
+	}}
+	got, err := cp.Kube.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), sar, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("SubjectAccessReview %q: %v", entry, err)
+	}
+	return got.Status.Allowed
+}

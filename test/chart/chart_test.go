@@ -1,0 +1,164 @@
+//go:build integration
+
+// Package chart checks the Helm chart: lint, golden renders, the values
+// schema, server-side validation of every object and least-privilege RBAC on
+// a real kube-apiserver.
+package chart
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files and deploy/ manifests")
+
+const releaseNamespace = "cert-manager"
+
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func chartDir(t testing.TB) string { return filepath.Join(repoRoot(t), "charts", "cert-manager-webhook-exec") }
+
+// helm runs the cached helm binary and returns stdout, or the error with stderr.
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(testbed.Asset(t, repoRoot(t), "helm"), args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), &helmError{err: err, stderr: stderr.String()}
+	}
+	return stdout.String(), nil
+}
+
+type helmError struct {
+	err    error
+	stderr string
+}
+
+func (e *helmError) Error() string { return e.err.Error() + ": " + strings.TrimSpace(e.stderr) }
+
+func valueSets(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot(t), "testdata", "chart", "values", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no value sets: %v", err)
+	}
+	return files
+}
+
+func render(t *testing.T, valuesFile string) string {
+	t.Helper()
+	out, err := helm(t, "template", "exec-webhook", chartDir(t), "--namespace", releaseNamespace, "--kube-version", "1.36.0", "-f", valuesFile)
+	if err != nil {
+		t.Fatalf("helm template -f %s: %v", filepath.Base(valuesFile), err)
+	}
+	return out
+}
+
+func TestLint(t *testing.T) {
+	for _, values := range valueSets(t) {
+		t.Run(filepath.Base(values), func(t *testing.T) {
+			if out, err := helm(t, "lint", "--strict", chartDir(t), "-f", values); err != nil {
+				t.Fatalf("helm lint --strict: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+func TestGoldenRenders(t *testing.T) {
+	for _, values := range valueSets(t) {
+		name := filepath.Base(values)
+		t.Run(name, func(t *testing.T) {
+			golden := filepath.Join(repoRoot(t), "testdata", "chart", "golden", name)
+			compareOrUpdate(t, golden, render(t, values))
+		})
+	}
+}
+
+// TestDeployManifestsCurrent keeps deploy/ equal to the chart rendered with
+// its default values (regenerate with `make deploy-manifests`).
+func TestDeployManifestsCurrent(t *testing.T) {
+	path := filepath.Join(repoRoot(t), "deploy", "cert-manager-webhook-exec.yaml")
+	header := "# Rendered from charts/cert-manager-webhook-exec with its default values and\n" +
+		"# groupName=acme.example.com in namespace cert-manager. Regenerate: make deploy-manifests\n"
+	compareOrUpdate(t, path, header+render(t, filepath.Join(repoRoot(t), "testdata", "chart", "values", "default.yaml")))
+}
+
+func compareOrUpdate(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run make deploy-manifests or go test -tags integration ./test/chart -update)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s is stale: run `make deploy-manifests` and review the diff\n%s", path, firstDifference(string(want), got))
+	}
+}
+
+func firstDifference(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return "line " + strconv.Itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl
+		}
+	}
+	return ""
+}
+
+// TestSchemaAndRequiredValues checks that bad values are refused with an
+// error that names the value.
+func TestSchemaAndRequiredValues(t *testing.T) {
+	tests := map[string]struct {
+		args    []string
+		wantErr string
+	}{
+		"groupName missing":     {nil, "groupName is required: set it to the API group Issuers will use as webhook.groupName"},
+		"unknown top-level key": {[]string{"--set", "groupName=a.example.com", "--set", "replicas=2"}, "additional properties 'replicas' not allowed"},
+		"wrong type":            {[]string{"--set", "groupName=a.example.com", "--set", "replicaCount=two"}, "/replicaCount': got string, want integer"},
+		"unknown program key":   {[]string{"--set", "groupName=a.example.com", "--set", "config.programs[0].name=a", "--set", "config.programs[0].path=/a", "--set", "config.programs[0].args=x"}, "additional properties 'args' not allowed"},
+		"relative program path": {[]string{"--set", "groupName=a.example.com", "--set", "config.programs[0].name=a", "--set", "config.programs[0].path=a.sh"}, "/config/programs/0/path"},
+		"bad mode":              {[]string{"--set", "groupName=a.example.com", "--set", "config.programs[0].name=a", "--set", "config.programs[0].path=/a", "--set", "config.programs[0].mode=raw"}, "value must be one of 'default', 'RAW'"},
+		"bad duration":          {[]string{"--set", "groupName=a.example.com", "--set", "config.programs[0].name=a", "--set", "config.programs[0].path=/a", "--set", "config.programs[0].timeout=30"}, "/config/programs/0/timeout"},
+		"bad secrets scope":     {[]string{"--set", "groupName=a.example.com", "--set", "secretsAccess.scope=all"}, "value must be one of 'namespaces', 'cluster', 'none'"},
+		"no programs":           {[]string{"--set", "groupName=a.example.com", "--set", "config.programs=null"}, "config.programs is empty: add at least one program, or set config.existingConfigMap"},
+		"RAW without Secrets": {[]string{"--set", "groupName=a.example.com", "--set", "secretsAccess.scope=none", "--set", "config.programs[0].name=a", "--set", "config.programs[0].path=/a", "--set", "config.programs[0].mode=RAW"},
+			"a RAW program reads its issuer's ACME account key Secret: set secretsAccess.scope to namespaces or cluster"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := helm(t, append([]string{"template", "x", chartDir(t)}, tc.args...)...)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("error = %v\nwant it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
