@@ -37,12 +37,15 @@ test-unit:
 .PHONY: test-integration
 test-integration:
 	@hack/require-tools.sh
+	@hack/test-assets.sh helm >/dev/null
 	@eval "$$(hack/test-assets.sh)"; \
-	$(GO) test -race -count=1 -tags integration -timeout 20m ./test/integration/...
+	$(GO) test -race -count=1 -tags integration -timeout 20m ./test/integration/... ./test/chart/...
 
 .PHONY: e2e test-e2e
 e2e test-e2e:
 	@hack/require-tools.sh
+	@hack/test-assets.sh pebble >/dev/null
+	@hack/test-assets.sh cmcontroller >/dev/null
 	@eval "$$(hack/test-assets.sh)"; \
 	$(GO) test -count=1 -tags e2e -timeout 20m -v ./test/e2e/...
 
@@ -59,6 +62,8 @@ lint:
 .PHONY: demo
 demo:
 	@hack/require-tools.sh
+	@hack/test-assets.sh pebble >/dev/null
+	@hack/test-assets.sh cmcontroller >/dev/null
 	@eval "$$(hack/test-assets.sh)"; $(GO) run ./hack/demo
 
 .PHONY: deploy-manifests
