@@ -7,6 +7,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY main.go ./
 COPY solver/ solver/
+COPY internal/ internal/
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/cert-manager-webhook-exec .
 
 FROM alpine:3.22

@@ -5,7 +5,8 @@
 #   make test-unit     unit tests only (no cluster, no DNS server)
 #   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook on loopback
 #   make test-assets   build etcd, kube-apiserver and kubectl into the cache and print their paths
-#   make lint          go vet, gofmt and golangci-lint
+#   make lint          go vet, gofmt and golangci-lint (gosec among others)
+#   make fuzz          fuzz the config parsers and request validation briefly (FUZZTIME=10s each)
 #   make deploy-manifests  regenerate deploy/ and the chart's golden renders from the chart
 #   make build         the webhook binary in bin/
 
@@ -54,10 +55,16 @@ test: test-unit test-integration test-e2e
 
 .PHONY: lint
 lint:
-	$(GO) vet ./...
-	$(GO) vet -tags integration ./test/...
-	$(GO) vet -tags e2e ./test/...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@lint=$$(hack/test-assets.sh golangci-lint); echo "golangci-lint run: go vet and the linters of .golangci.yml (gosec among them), all build tags"; $$lint run ./...
+
+FUZZTIME ?= 10s
+.PHONY: fuzz
+fuzz:
+	@for target in FuzzParseConfig FuzzIssuerConfig FuzzValidateRequest; do \
+		echo "fuzzing $$target for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) ./solver/ || exit 1; \
+	done
 
 .PHONY: demo
 demo:

@@ -8,10 +8,12 @@ import (
 
 	"github.com/cert-manager/cert-manager/pkg/acme/webhook/cmd"
 
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/initproc"
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/solver"
 )
 
 func main() {
+	initproc.RunAsInitIfPID1()
 	groupName := os.Getenv("GROUP_NAME")
 	if groupName == "" {
 		fmt.Fprintln(os.Stderr, "GROUP_NAME must be set to the API group the webhook serves (the Issuer's webhook.groupName), e.g. acme.example.com")

@@ -84,8 +84,12 @@ func validateName(field, name string) error {
 	return nil
 }
 
+func isAlphanumeric(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+}
+
 func isNameChar(r rune) bool {
-	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
+	return isAlphanumeric(r) || r == '-' || r == '_' || r == '.'
 }
 
 // validateValue checks the TXT value cert-manager asks us to present: a
@@ -98,7 +102,7 @@ func validateValue(value string) error {
 		return fmt.Errorf("key is %d bytes, longer than a TXT string (%d)", len(value), maxTXTValue)
 	}
 	for _, r := range value {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_+/=", r)) {
+		if !isAlphanumeric(r) && !strings.ContainsRune("-_+/=", r) {
 			return fmt.Errorf("key contains %q; a DNS-01 key is base64url", r)
 		}
 	}

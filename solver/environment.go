@@ -155,16 +155,6 @@ func lookupEnv(environ []string, name string) (string, bool) {
 	return "", false
 }
 
-// names lists the variable names (never values), for reports and logs.
-func (e environment) names() []string {
-	out := make([]string, 0, len(e.vars))
-	for _, kv := range e.vars {
-		name, _, _ := strings.Cut(kv, "=")
-		out = append(out, name)
-	}
-	return out
-}
-
 // redactor replaces secret values (and each line of a multi-line one) in text.
 type redactor struct {
 	replacer *strings.Replacer

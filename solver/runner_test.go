@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -220,68 +220,6 @@ func TestRunEnvironmentAndStdin(t *testing.T) {
 	}
 }
 
-// TestSerialisedPerZone runs Presents for two zones at once: runs in one zone
-// never overlap, runs in different zones do.
-func TestSerialisedPerZone(t *testing.T) {
-	intervalLog := filepath.Join(t.TempDir(), "intervals")
-	s, _ := newTestSolver(t, `
-programs:
-- name: p
-  path: `+testProgram(t, "intervals.sh")+`
-  env: {INTERVAL_LOG: `+intervalLog+`, RUN_SECONDS: "0.3"}
-`)
-	var wg sync.WaitGroup
-	errs := make(chan error, 6)
-	for i := range 3 {
-		for _, zone := range []string{"a.example", "b.example"} {
-			wg.Go(func() {
-				errs <- s.Present(request(fmt.Sprintf("host%d.%s", i, zone), fmt.Sprintf("v%d", i), ""))
-			})
-		}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	type interval struct {
-		zone       string
-		start, end int64
-	}
-	data, err := os.ReadFile(intervalLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var runs []interval
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		var iv interval
-		if _, err := fmt.Sscan(line, &iv.zone, &iv.start, &iv.end); err != nil {
-			t.Fatalf("line %q: %v", line, err)
-		}
-		runs = append(runs, iv)
-	}
-	if len(runs) != 6 {
-		t.Fatalf("%d runs recorded, want 6", len(runs))
-	}
-	crossZoneOverlap := false
-	for i, a := range runs {
-		for _, b := range runs[i+1:] {
-			overlap := a.start < b.end && b.start < a.end
-			if overlap && a.zone == b.zone {
-				t.Errorf("runs in zone %s overlapped: %v and %v", a.zone, a, b)
-			}
-			if overlap && a.zone != b.zone {
-				crossZoneOverlap = true
-			}
-		}
-	}
-	if !crossZoneOverlap {
-		t.Error("runs in different zones never overlapped")
-	}
-}
-
 func TestNoZombiesAfterManyRuns(t *testing.T) {
 	pidLog := filepath.Join(t.TempDir(), "pids")
 	inv := testInvocation(t, "background-child.sh", map[string]string{"PID_LOG": pidLog})
@@ -315,4 +253,73 @@ func countChildren(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// TestNoZombiesAsPID1 runs a program that leaves a background child 1,000
+// times in a new PID namespace where the test binary is PID 1, as the webhook
+// is in a container, and checks that no process, zombie or orphan, remains.
+func TestNoZombiesAsPID1(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("a PID namespace needs root (CI runs as root)")
+	}
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", os.Args[0], "-test.run=^TestPID1Helper$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), envPID1Helper+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "runs=1000 leftover=0") {
+		t.Fatalf("helper output:\n%s", out)
+	}
+}
+
+// TestPID1Helper is the body of TestNoZombiesAsPID1, run inside the namespace.
+func TestPID1Helper(t *testing.T) {
+	if os.Getenv(envPID1Helper) != "1" {
+		t.Skip("runs only inside TestNoZombiesAsPID1")
+	}
+	if os.Getppid() != 1 {
+		t.Fatalf("parent is %d, want the init process (PID 1)", os.Getppid())
+	}
+	pidLog := filepath.Join(t.TempDir(), "pids")
+	inv := testInvocation(t, "background-child.sh", map[string]string{"PID_LOG": pidLog})
+	const runs = 1000
+	for range runs {
+		if _, err := runProgram(context.Background(), inv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Killed descendants are reaped by PID 1 asynchronously.
+	var leftover []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		leftover = otherProcesses(t)
+		if len(leftover) == 0 {
+			break
+		}
+	}
+	t.Logf("runs=%d leftover=%d", runs, len(leftover))
+	if len(leftover) > 0 {
+		t.Errorf("processes left in the namespace: %q", leftover)
+	}
+}
+
+// otherProcesses lists the namespace's processes other than PID 1 and this one.
+func otherProcesses(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == 1 || pid == os.Getpid() {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err == nil {
+			out = append(out, strings.TrimSpace(string(stat)))
+		}
+	}
+	return out
 }

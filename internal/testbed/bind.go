@@ -135,7 +135,7 @@ zone "%[6]s" {
 			args = append(args, "-u", "bind")
 		}
 	}
-	b.cmd = exec.Command(named, args...) //nolint:gosec // test infrastructure.
+	b.cmd = exec.Command(named, args...)
 	b.cmd.Stdout, b.cmd.Stderr = logFile, logFile
 	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := b.cmd.Start(); err != nil {
@@ -147,11 +147,10 @@ zone "%[6]s" {
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("named exited (%v):\n%s", err, b.Log())
+			return fmt.Errorf("named exited (%w):\n%s", err, b.Log())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if b.answersSOA() {
-			go func() { <-exited }()
 			return nil
 		}
 	}

@@ -27,8 +27,8 @@ func StartProcess(t TB, logDir, name string, env []string, bin string, args ...s
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	defer logFile.Close()              //nolint:errcheck // the child holds its own descriptor.
-	p.cmd = exec.Command(bin, args...) //nolint:gosec // test infrastructure.
+	defer logFile.Close() //nolint:errcheck // the child holds its own descriptor.
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

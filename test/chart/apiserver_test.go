@@ -30,7 +30,7 @@ func TestInstallOnAPIServer(t *testing.T) {
 	kubeconfig := testbed.WriteKubeconfig(t, cp.UserConfig(t, "chart-admin", "system:masters"), filepath.Join(t.TempDir(), "kubeconfig"))
 	kubectl := func(t *testing.T, args ...string) (string, error) {
 		t.Helper()
-		out, err := exec.Command(os.Getenv("TEST_ASSET_KUBECTL"), append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput() //nolint:gosec // test.
+		out, err := exec.Command(os.Getenv("TEST_ASSET_KUBECTL"), append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
 		return strings.TrimSpace(string(out)), err
 	}
 	if out, err := kubectl(t, "apply", "-f", filepath.Join(repoRoot(t), "testdata", "chart", "crds", "servicemonitor.yaml")); err != nil {

@@ -31,7 +31,9 @@ func repoRoot(t testing.TB) string {
 	return root
 }
 
-func chartDir(t testing.TB) string { return filepath.Join(repoRoot(t), "charts", "cert-manager-webhook-exec") }
+func chartDir(t testing.TB) string {
+	return filepath.Join(repoRoot(t), "charts", "cert-manager-webhook-exec")
+}
 
 // helm runs the cached helm binary and returns stdout, or the error with stderr.
 func helm(t *testing.T, args ...string) (string, error) {

@@ -81,13 +81,6 @@ func (a account) record(t *testing.T, token string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-type rawBed struct {
-	cp      *testbed.ControlPlane
-	solver  *solver.Solver
-	argvLog string
-	logs    *strings.Builder
-}
-
 func create[T any](t *testing.T, fn func(context.Context, T, metav1.CreateOptions) (T, error), obj T) {
 	t.Helper()
 	if _, err := fn(context.Background(), obj, metav1.CreateOptions{}); err != nil {

@@ -1,0 +1,237 @@
+package solver
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+)
+
+// interval is one run recorded by testdata/programs/intervals.sh.
+type interval struct {
+	zone       string
+	start, end int64
+}
+
+func readIntervals(t *testing.T, path string) []interval {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs []interval
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var iv interval
+		if _, err := fmt.Sscan(line, &iv.zone, &iv.start, &iv.end); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		runs = append(runs, iv)
+	}
+	return runs
+}
+
+// presentAll runs Present for every name at once and returns the errors.
+func presentAll(s *Solver, names []string) []error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, name := range names {
+		wg.Go(func() { errs[i] = s.Present(request(name, fmt.Sprintf("value-%d", i), "")) })
+	}
+	wg.Wait()
+	return errs
+}
+
+// Test60ConcurrentPresents is cert-manager's default ceiling of 60 challenges
+// at once, spread over 30 zones and then within one zone.
+func Test60ConcurrentPresents(t *testing.T) {
+	tests := map[string]struct {
+		zones int
+	}{
+		"30 zones": {30},
+		"one zone": {1},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			intervalLog := filepath.Join(t.TempDir(), "intervals")
+			s, _ := newTestSolver(t, `
+programs:
+- name: p
+  path: `+testProgram(t, "intervals.sh")+`
+  env: {INTERVAL_LOG: `+intervalLog+`, RUN_SECONDS: "0.2"}
+`)
+			var names []string
+			for i := range 60 {
+				names = append(names, fmt.Sprintf("host%d.zone%d.example", i, i%tc.zones))
+			}
+			for i, err := range presentAll(s, names) {
+				if err != nil {
+					t.Errorf("Present %s: %v", names[i], err)
+				}
+			}
+			runs := readIntervals(t, intervalLog)
+			if len(runs) != 60 {
+				t.Fatalf("%d runs recorded, want 60", len(runs))
+			}
+			crossZone := false
+			for i, a := range runs {
+				for _, b := range runs[i+1:] {
+					overlap := a.start < b.end && b.start < a.end
+					if overlap && a.zone == b.zone {
+						t.Fatalf("runs in zone %s overlapped", a.zone)
+					}
+					crossZone = crossZone || overlap
+				}
+			}
+			if tc.zones > 1 && !crossZone {
+				t.Error("runs in different zones never overlapped")
+			}
+		})
+	}
+}
+
+func TestRepeatedPresentAndCleanUp(t *testing.T) {
+	argvLog := filepath.Join(t.TempDir(), "argv")
+	s, _ := newTestSolver(t, `
+programs:
+- name: p
+  path: `+testProgram(t, "record-argv.sh")+`
+  env: {ARGV_LOG: `+argvLog+`}
+`)
+	req := request("example.com", "value", "")
+	for _, call := range []func() error{
+		func() error { return s.Present(req) }, func() error { return s.Present(req) },
+		func() error { return s.CleanUp(req) }, func() error { return s.CleanUp(req) },
+	} {
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Without a propagation wait every call runs the program: it must be idempotent.
+	if calls := readArgvLog(t, argvLog); len(calls) != 4 {
+		t.Errorf("program ran %d times, want 4", len(calls))
+	}
+}
+
+// TestHangingProgramReturnsWithinDeadline checks the call returns after the
+// program's deadline with a clear error and leaves no goroutine behind.
+func TestHangingProgramReturnsWithinDeadline(t *testing.T) {
+	pidLog := filepath.Join(t.TempDir(), "pids")
+	s, _ := newTestSolver(t, `
+programs:
+- name: hang
+  path: `+testProgram(t, "hang.sh")+`
+  timeout: 1s
+  env: {PID_LOG: `+pidLog+`}
+`)
+	before := runtime.NumGoroutine()
+	err := s.Present(request("example.com", "value", ""))
+	want := `program "hang" present did not finish within 1s and was killed`
+	if errString(err) != want {
+		t.Fatalf("error = %q, want %q", errString(err), want)
+	}
+	for _, pid := range readPIDs(t, pidLog) {
+		if !exitsSoon(pid) {
+			t.Errorf("process %d outlived the call", pid)
+		}
+	}
+	var after int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if after = runtime.NumGoroutine(); after <= before {
+			return
+		}
+	}
+	t.Errorf("goroutines: %d before the call, %d after", before, after)
+}
+
+// TestConfigReloadKeepsLastGood swaps the config file as the kubelet does: to
+// invalid YAML (the last good config keeps serving), then to a fixed one.
+func TestConfigReloadKeepsLastGood(t *testing.T) {
+	dir := t.TempDir()
+	argvLog := filepath.Join(t.TempDir(), "argv")
+	write := func(n int, content string) {
+		version := filepath.Join(dir, fmt.Sprintf("..v%d", n))
+		if err := os.Mkdir(version, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(version, "config.yaml"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			if err := os.Symlink("..data/config.yaml", filepath.Join(dir, "config.yaml")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(filepath.Base(version), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	program := func(name string) string {
+		return "programs:\n- name: " + name + "\n  path: " + testProgram(t, "record-argv.sh") + "\n  env: {ARGV_LOG: " + argvLog + "}\n"
+	}
+	write(1, program("first"))
+	logs := &logBuffer{}
+	s := New(WithLogger(logs.logger()), WithEnviron(func() []string { return nil }),
+		WithGetenv(func(k string) string { return map[string]string{EnvConfig: filepath.Join(dir, "config.yaml")}[k] }))
+	stop := make(chan struct{})
+	defer close(stop)
+	if err := s.Initialize(&rest.Config{Host: "https://127.0.0.1:1"}, stop); err != nil {
+		t.Fatal(err)
+	}
+	present := func(program string) error {
+		return s.Present(request("example.com", "value", `{"program":"`+program+`"}`))
+	}
+	if err := present("first"); err != nil {
+		t.Fatal(err)
+	}
+
+	write(2, "programs: [\n")
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "INVALID solver config") })
+	if err := present("first"); err != nil {
+		t.Errorf("the last good config stopped serving: %v", err)
+	}
+
+	write(3, program("second"))
+	waitFor(t, func() bool { return present("second") == nil })
+	if err := present("first"); errString(err) != `issuer config: program "first" is not configured; choose one of: second` {
+		t.Errorf("after the fix: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within 10s")
+}
+
+// TestSecretsNeverLogged runs a failing program that prints its secrets and
+// checks every log line and the error.
+func TestSecretsNeverLogged(t *testing.T) {
+	const passed = "passed-through-secret-1234"
+	s, logs := newTestSolver(t, `
+programs:
+- name: fail
+  path: `+testProgram(t, "fail.sh")+`
+  passEnv: [API_TOKEN]
+`, WithEnviron(func() []string { return []string{"API_TOKEN=" + passed} }))
+	err := s.Present(request("example.com", "value", ""))
+	if err == nil || strings.Contains(err.Error(), passed) || !strings.Contains(err.Error(), "[REDACTED]") {
+		t.Errorf("error = %v", err)
+	}
+	if strings.Contains(logs.String(), passed) || !strings.Contains(logs.String(), "[REDACTED]") {
+		t.Errorf("logs:\n%s", logs.String())
+	}
+}
