@@ -65,9 +65,13 @@ func (s *Solver) watchConfig(path string, c *cluster) {
 		last = data
 		cfg, err := LoadConfig(s.getenv)
 		if err != nil {
+			configReloads.WithLabelValues("invalid").Inc()
+			configLoaded.Set(0)
 			log.Error(err, "INVALID solver config; keeping the last good config until it is fixed")
 			continue
 		}
 		s.install(s.newState(c, cfg))
+		configReloads.WithLabelValues("success").Inc()
+		configLoaded.Set(1)
 	}
 }

@@ -113,6 +113,7 @@ func (s *Solver) Initialize(kubeConfig *rest.Config, stop <-chan struct{}) error
 		return fmt.Errorf("exec solver: %w", err)
 	}
 	c := &cluster{kube: kube, cm: cm, stop: stop, log: s.log}
+	configLoaded.Set(1)
 	st := s.newState(c, cfg)
 	if s.locks == nil {
 		s.locks = newZoneLocks(cfg.MaxConcurrentRuns)
@@ -171,7 +172,7 @@ func (s *Solver) askTimeout(p *Program) propagationSettings {
 	ctx, cancel := context.WithTimeout(context.Background(), timeoutQueryDeadline)
 	defer cancel()
 	env := buildEnvironment(p, s.workDir, runContext{Action: ActionTimeout}, nil, s.environ())
-	res, err := runProgram(ctx, invocation{program: p, action: ActionTimeout, args: []string{string(ActionTimeout)}, env: env, dir: s.workDir, log: log})
+	res, err := s.run(ctx, invocation{program: p, action: ActionTimeout, args: []string{string(ActionTimeout)}, env: env, dir: s.workDir, log: log})
 	settings := defaults
 	if err == nil {
 		settings, err = parseTimeoutAnswer(strings.Join(res.Stdout, "\n"), defaults)
@@ -206,9 +207,11 @@ func (s *Solver) serve(action Action, req *whapi.ChallengeRequest) error {
 	log := s.log.WithValues("action", action, "dnsName", req.DNSName, "fqdn", req.ResolvedFQDN, "namespace", req.ResourceNamespace)
 	err := s.handle(ctx, st, action, req, log)
 	if err != nil {
+		challengeCalls.WithLabelValues(string(action), "error").Inc()
 		log.Info("challenge failed", "duration", time.Since(start).Round(time.Millisecond), "error", err.Error())
 		return err
 	}
+	challengeCalls.WithLabelValues(string(action), "success").Inc()
 	log.V(1).Info("challenge done", "duration", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -274,10 +277,9 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 		return fmt.Errorf("zone %s busy: other runs held it for the whole request budget (%s); cert-manager will retry", zone, RequestBudget)
 	}
 	runCtx, cancel := context.WithTimeout(ctx, p.Timeout)
-	res, err := runProgram(runCtx, invocation{program: p, action: action, args: programArgs(p.Mode, action, ch), env: env, dir: s.workDir, log: log})
+	_, err = s.run(runCtx, invocation{program: p, action: action, args: programArgs(p.Mode, action, ch), env: env, dir: s.workDir, log: log})
 	cancel()
 	release()
-	logRun(log, res, err)
 	if err != nil {
 		return err
 	}
@@ -297,11 +299,28 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 func (s *Solver) awaitPropagation(ctx context.Context, settings propagationSettings, p *Program, fqdn, value, key string, presentedAt time.Time, log logr.Logger) error {
 	err := waitVisible(ctx, s.check, settings, p, fqdn, value, presentedAt, log)
 	var notYet *notYetVisibleError
-	if err != nil && !errors.As(err, &notYet) {
+	switch {
+	case err == nil:
+		propagationChecks.WithLabelValues(p.Name, "visible").Inc()
+	case errors.As(err, &notYet):
+		propagationChecks.WithLabelValues(p.Name, "pending").Inc()
+	default:
 		// The window closed: the next Present runs the program again.
+		propagationChecks.WithLabelValues(p.Name, "expired").Inc()
 		s.presented.forget(key)
 	}
 	return err
+}
+
+// run runs a program, then logs and counts the run once.
+func (s *Solver) run(ctx context.Context, inv invocation) (runResult, error) {
+	programRunsInFlight.Inc()
+	res, err := runProgram(ctx, inv)
+	programRunsInFlight.Dec()
+	programRuns.WithLabelValues(inv.program.Name, string(inv.action), runOutcome(err)).Inc()
+	programRunDuration.WithLabelValues(inv.program.Name, string(inv.action)).Observe(res.Duration.Seconds())
+	logRun(inv.log, res, err)
+	return res, err
 }
 
 func logRun(log logr.Logger, res runResult, err error) {

@@ -2,8 +2,11 @@ package testbed
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 )
 
 // Webhook is this project's webhook running as its own process, serving the
@@ -24,6 +28,8 @@ type Webhook struct {
 	*Process
 	Port      int
 	GroupName string
+	ca        *CA
+	client    *rest.Config
 }
 
 // BuildWebhook compiles the webhook binary into dir and returns its path.
@@ -51,7 +57,7 @@ func StartWebhook(t TB, cp *ControlPlane, bin, groupName, namespace, logDir stri
 		[]string{service + "." + namespace + ".svc", "localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
 	kubeconfig := WriteKubeconfig(t, cp.UserConfig(t, "exec-webhook", "system:masters"), filepath.Join(dir, "kubeconfig"))
 	port := freePort(t)
-	w := &Webhook{Port: port, GroupName: groupName}
+	w := &Webhook{Port: port, GroupName: groupName, ca: ca, client: cp.UserConfig(t, "metrics-reader", "system:masters")}
 	w.Process = StartProcess(t, logDir, "webhook", append([]string{"GROUP_NAME=" + groupName}, env...), bin,
 		"--kubeconfig="+kubeconfig,
 		"--authentication-kubeconfig="+kubeconfig,
@@ -117,6 +123,28 @@ func apiServiceAvailable(obj *unstructured.Unstructured) bool {
 		}
 	}
 	return false
+}
+
+// Metrics scrapes the webhook's /metrics as an authorized client would.
+func (w *Webhook) Metrics(t TB) string {
+	t.Helper()
+	tlsConfig, err := rest.TLSConfigFor(w.client)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	tlsConfig.RootCAs = x509.NewCertPool()
+	tlsConfig.RootCAs.AppendCertsFromPEM(w.ca.CertPEM)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}, Timeout: 10 * time.Second}
+	resp, err := client.Get("https://localhost:" + strconv.Itoa(w.Port) + "/metrics")
+	if err != nil {
+		t.Fatalf("scraping the webhook: %v", err)
+	}
+	defer resp.Body.Close() //nolint:errcheck // read-only.
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scraping the webhook: %s %v\n%s", resp.Status, err, body)
+	}
+	return string(body)
 }
 
 func ensureNamespace(t TB, cp *ControlPlane, name string) {

@@ -62,6 +62,11 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("scenarios", func(t *testing.T) { scenarios(t, stack, root, argvLog, vars) })
+	t.Run("metrics", func(t *testing.T) { checkMetrics(t, stack) })
+}
+
+func scenarios(t *testing.T, stack *testbed.Stack, root, argvLog string, vars map[string]string) {
 	t.Run("default mode: name and wildcard", func(t *testing.T) {
 		t.Parallel()
 		stack.CreateIssuer(t, "team-a", "exec", `{"program":"nsupdate"}`)
@@ -153,6 +158,44 @@ func TestEndToEnd(t *testing.T) {
 			t.Error("the TSIG secret appears in the webhook's log")
 		}
 	})
+}
+
+// checkMetrics scrapes the running webhook after the scenarios.
+func checkMetrics(t *testing.T, stack *testbed.Stack) {
+	metrics := stack.Webhook.Metrics(t)
+	for _, series := range []string{
+		`cert_manager_webhook_exec_program_runs_total{action="present",outcome="success",program="nsupdate"}`,
+		`cert_manager_webhook_exec_program_runs_total{action="cleanup",outcome="success",program="nsupdate"}`,
+		`cert_manager_webhook_exec_program_runs_total{action="present",outcome="failure",program="flaky"}`,
+		`cert_manager_webhook_exec_program_runs_total{action="present",outcome="success",program="nsupdate-raw"}`,
+		`cert_manager_webhook_exec_program_run_duration_seconds_count{action="present",program="nsupdate"}`,
+		`cert_manager_webhook_exec_challenge_calls_total{action="present",result="error"}`,
+		`cert_manager_webhook_exec_config_reloads_total{result="success"}`,
+		`cert_manager_webhook_exec_config_last_reload_successful`,
+	} {
+		if v := metricValue(metrics, series); v < 1 {
+			t.Errorf("%s = %v, want at least 1", series, v)
+		}
+	}
+	if v := metricValue(metrics, "cert_manager_webhook_exec_program_runs_in_flight"); v != 0 {
+		t.Errorf("runs in flight = %v after all runs ended", v)
+	}
+	if strings.Contains(metrics, stack.BIND.KeySecret) {
+		t.Error("the TSIG secret appears in the metrics")
+	}
+}
+
+// metricValue returns the value of one series in Prometheus text format, or -1.
+func metricValue(text, series string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	return -1
 }
 
 func readConfigTemplate(t testing.TB, root string) string {
