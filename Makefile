@@ -6,6 +6,7 @@
 #   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook on loopback
 #   make test-assets   build etcd, kube-apiserver and kubectl into the cache and print their paths
 #   make lint          go vet, gofmt and golangci-lint (gosec among others)
+#   make bench         benchmarks with ratios: solver vs bare exec, 60 concurrent Presents, the webhook process via kube-apiserver
 #   make fuzz          fuzz the config parsers and request validation briefly (FUZZTIME=10s each)
 #   make deploy-manifests  regenerate deploy/ and the chart's golden renders from the chart
 #   make build         the webhook binary in bin/
@@ -77,3 +78,10 @@ demo:
 deploy-manifests:
 	@eval "$$(hack/test-assets.sh)"; \
 	$(GO) test -count=1 -tags integration -run 'TestGoldenRenders|TestDeployManifestsCurrent' ./test/chart/ -update
+
+.PHONY: bench
+bench:
+	@hack/require-tools.sh
+	$(GO) test -run '^$$' -bench . -benchtime 300x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
+	@eval "$$(hack/test-assets.sh)"; \
+	$(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x ./test/e2e/ | grep -E '^(Benchmark|ok|FAIL)'

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,8 +30,11 @@ type Webhook struct {
 	*Process
 	Port      int
 	GroupName string
-	ca        *CA
-	client    *rest.Config
+	// StartToReady is the time from starting the process to its first
+	// successful /readyz.
+	StartToReady time.Duration
+	ca           *CA
+	client       *rest.Config
 }
 
 // BuildWebhook compiles the webhook binary into dir and returns its path.
@@ -57,6 +62,7 @@ func StartWebhook(t TB, cp *ControlPlane, bin, groupName, namespace, logDir stri
 		[]string{service + "." + namespace + ".svc", "localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
 	kubeconfig := WriteKubeconfig(t, cp.UserConfig(t, "exec-webhook", "system:masters"), filepath.Join(dir, "kubeconfig"))
 	port := freePort(t)
+	started := time.Now()
 	w := &Webhook{Port: port, GroupName: groupName, ca: ca, client: cp.UserConfig(t, "metrics-reader", "system:masters")}
 	w.Process = StartProcess(t, logDir, "webhook", append([]string{"GROUP_NAME=" + groupName}, env...), bin,
 		"--kubeconfig="+kubeconfig,
@@ -68,6 +74,8 @@ func StartWebhook(t TB, cp *ControlPlane, bin, groupName, namespace, logDir stri
 		"--secure-port="+strconv.Itoa(port),
 		"--v=1",
 	)
+
+	w.waitReady(t, started)
 
 	ctx := context.Background()
 	ensureNamespace(t, cp, namespace)
@@ -123,6 +131,49 @@ func apiServiceAvailable(obj *unstructured.Unstructured) bool {
 		}
 	}
 	return false
+}
+
+// waitReady polls /readyz until the webhook answers 200.
+func (w *Webhook) waitReady(t TB, started time.Time) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(w.ca.CertPEM)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}, Timeout: time.Second}
+	url := "https://localhost:" + strconv.Itoa(w.Port) + "/readyz"
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if w.Exited() {
+			t.Fatalf("the webhook exited:\n%s", w.Log())
+		}
+		resp, err := client.Get(url)
+		if err != nil {
+			continue
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			w.StartToReady = time.Since(started)
+			return
+		}
+	}
+	t.Fatalf("the webhook's /readyz did not answer 200 within 60s:\n%s", w.Log())
+}
+
+// Pid returns the process id.
+func (w *Webhook) Pid() int { return w.cmd.Process.Pid }
+
+// RSS returns the webhook process's resident memory in bytes.
+func (w *Webhook) RSS(t TB) int64 {
+	t.Helper()
+	data := readFile(t, "/proc/"+strconv.Itoa(w.cmd.Process.Pid)+"/status")
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	t.Fatalf("no VmRSS for the webhook")
+	return 0
 }
 
 // Metrics scrapes the webhook's /metrics as an authorized client would.

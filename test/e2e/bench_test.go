@@ -1,0 +1,97 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/solver"
+)
+
+// BenchmarkWebhookProcess measures the webhook as cert-manager sees it: the
+// binary's start-to-ready time and idle RSS, and the latency a Present of
+// /bin/true gains through kube-apiserver → aggregated API → webhook process,
+// against the same solver called in-process. Targets: ready <= 2s, idle RSS
+// <= 40 MiB, added p50 <= 10 ms. Run with -benchtime 1x: each run takes
+// `samples` of each path.
+func BenchmarkWebhookProcess(b *testing.B) {
+	const samples = 300
+	root := repoRoot(b)
+	cp := testbed.StartControlPlane(b, testbed.ControlPlaneOptions{Aggregation: true})
+	cfgPath := filepath.Join(b.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte("programs:\n- name: bin-true\n  path: /bin/true\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	webhook := testbed.StartWebhook(b, cp, testbed.BuildWebhook(b, root, b.TempDir()), "acme.bench.example", "cert-manager", b.TempDir(),
+		[]string{"EXEC_CONFIG=" + cfgPath})
+	time.Sleep(3 * time.Second)
+	idleRSS := webhook.RSS(b)
+
+	inProcess := solver.New(solver.WithGetenv(func(k string) string { return map[string]string{solver.EnvConfig: cfgPath}[k] }))
+	stop := make(chan struct{})
+	defer close(stop)
+	if err := inProcess.Initialize(cp.Config, stop); err != nil {
+		b.Fatal(err)
+	}
+	req := &whapi.ChallengeRequest{
+		Action: whapi.ChallengeActionPresent, Type: "dns-01", DNSName: "www.example.com", Key: "value",
+		ResolvedFQDN: "_acme-challenge.www.example.com.", ResolvedZone: "example.com.", ResourceNamespace: "default",
+		Config: &apiextensionsv1.JSON{Raw: []byte(`{}`)},
+	}
+	payload, err := json.Marshal(map[string]any{"apiVersion": whapi.SchemeGroupVersion.String(), "kind": "ChallengePayload", "request": req})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rest := cp.Kube.CoreV1().RESTClient()
+	viaAPI := func() {
+		raw, err := rest.Post().AbsPath("/apis/acme.bench.example/v1alpha1/exec").SetHeader("Content-Type", "application/json").
+			Body(payload).Do(context.Background()).Raw()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var resp whapi.ChallengePayload
+		if err := json.Unmarshal(raw, &resp); err != nil || resp.Response == nil || !resp.Response.Success {
+			b.Fatalf("Present through the API server failed: %s", raw)
+		}
+	}
+	direct := func() {
+		if err := inProcess.Present(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var api, local []time.Duration
+	for i := 0; i < b.N; i++ {
+		for range samples {
+			start := time.Now()
+			viaAPI()
+			api = append(api, time.Since(start))
+			start = time.Now()
+			direct()
+			local = append(local, time.Since(start))
+		}
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(webhook.StartToReady.Seconds(), "start-to-ready-s")
+	b.ReportMetric(float64(idleRSS)/(1<<20), "idle-rss-MiB")
+	b.ReportMetric(ms(percentile(local, 50)), "in-process-p50-ms")
+	b.ReportMetric(ms(percentile(api, 50)), "via-apiserver-p50-ms")
+	b.ReportMetric(ms(percentile(api, 50)-percentile(local, 50)), "added-p50-ms")
+	b.ReportMetric(ms(percentile(api, 99)-percentile(local, 99)), "added-p99-ms")
+	b.ReportMetric(float64(webhook.RSS(b))/(1<<20), "rss-after-MiB")
+}
+
+func percentile(samples []time.Duration, p int) time.Duration {
+	sorted := slices.Clone(samples)
+	slices.Sort(sorted)
+	return sorted[(len(sorted)-1)*p/100]
+}
