@@ -82,6 +82,7 @@ deploy-manifests:
 .PHONY: bench
 bench:
 	@hack/require-tools.sh
-	$(GO) test -run '^$$' -bench . -benchtime 300x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
+	$(GO) test -run '^$$' -bench PresentOverhead -benchtime 500x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
+	$(GO) test -run '^$$' -bench 60ConcurrentPresents -benchtime 5x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
 	@eval "$$(hack/test-assets.sh)"; \
 	$(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x ./test/e2e/ | grep -E '^(Benchmark|ok|FAIL)'
