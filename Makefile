@@ -42,6 +42,8 @@ test-integration:
 	@hack/test-assets.sh helm >/dev/null
 	@eval "$$(hack/test-assets.sh)"; \
 	$(GO) test -race -count=1 -tags integration -timeout 20m ./test/integration/... ./test/chart/...
+	@eval "$$(hack/test-assets.sh)"; \
+	$(GO) test -race -count=1 -tags integration -timeout 10m -run '^TestIntegration' ./solver/
 
 .PHONY: e2e test-e2e
 e2e test-e2e:

@@ -89,6 +89,9 @@ type Program struct {
 	SecretEnv []string
 	// Propagation configures the optional wait for the record after present.
 	Propagation Propagation
+	// SerializePerZone makes runs for one zone wait for each other, across
+	// replicas when Leases are on (the default; lego runs one at a time).
+	SerializePerZone bool
 	// passAllEnv copies the webhook's whole environment, as lego does (EXEC_PATH only).
 	passAllEnv bool
 }
@@ -123,6 +126,7 @@ type fileProgram struct {
 	PassEnv     []string          `json:"passEnv,omitempty"`
 	SecretEnv   []string          `json:"secretEnv,omitempty"`
 	Propagation *filePropagation  `json:"propagation,omitempty"`
+	Serialize   string            `json:"serialize,omitempty"`
 }
 
 type filePropagation struct {
@@ -332,6 +336,13 @@ func parseProgram(data json.RawMessage, defaults Propagation, checkPath func(str
 	if err := validateEnv(p); err != nil {
 		return nil, err
 	}
+	switch raw.Serialize {
+	case "", "zone":
+		p.SerializePerZone = true
+	case "none":
+	default:
+		return nil, fmt.Errorf("serialize: %q is not supported; use \"zone\" (the default) or \"none\"", raw.Serialize)
+	}
 	if raw.Propagation != nil {
 		prop := raw.Propagation
 		p.Propagation.Wait = prop.Wait
@@ -524,12 +535,13 @@ func legacyConfig(getenv func(string) string, path string, defaults Propagation)
 		return nil, err
 	}
 	p := &Program{
-		Name:        LegacyProgramName,
-		Path:        path,
-		Mode:        mode,
-		Timeout:     DefaultProgramTimeout,
-		Propagation: defaults,
-		passAllEnv:  true,
+		Name:             LegacyProgramName,
+		Path:             path,
+		Mode:             mode,
+		Timeout:          DefaultProgramTimeout,
+		Propagation:      defaults,
+		SerializePerZone: true,
+		passAllEnv:       true,
 	}
 	return &Config{
 		Source:            "environment (" + EnvPath + ")",

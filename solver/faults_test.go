@@ -95,6 +95,27 @@ programs:
 	}
 }
 
+// TestSerializeNone lets a program opt out of per-zone serialisation.
+func TestSerializeNone(t *testing.T) {
+	intervalLog := filepath.Join(t.TempDir(), "intervals")
+	s, _ := newTestSolver(t, `
+programs:
+- name: p
+  path: `+testProgram(t, "intervals.sh")+`
+  serialize: none
+  env: {INTERVAL_LOG: `+intervalLog+`, RUN_SECONDS: "0.5"}
+`)
+	for i, err := range presentAll(s, []string{"a.example.com", "b.example.com", "c.example.com"}) {
+		if err != nil {
+			t.Fatalf("Present %d: %v", i, err)
+		}
+	}
+	runs := readIntervals(t, intervalLog)
+	if len(runs) != 3 || !(runs[0].start < runs[1].end && runs[1].start < runs[0].end) {
+		t.Errorf("runs in one zone did not overlap with serialize: none: %+v", runs)
+	}
+}
+
 func TestRepeatedPresentAndCleanUp(t *testing.T) {
 	argvLog := filepath.Join(t.TempDir(), "argv")
 	s, _ := newTestSolver(t, `

@@ -76,7 +76,7 @@ func request(dnsName, key, issuerConfig string) *whapi.ChallengeRequest {
 		Key:               key,
 		ResourceNamespace: "team-a",
 		ResolvedFQDN:      "_acme-challenge." + strings.TrimPrefix(dnsName, "*.") + ".",
-		ResolvedZone:      zoneOf(strings.TrimPrefix(dnsName, "*.")) + ".",
+		ResolvedZone:      testZoneOf(strings.TrimPrefix(dnsName, "*.")) + ".",
 	}
 	if issuerConfig != "" {
 		req.Config = &apiextensionsv1.JSON{Raw: []byte(issuerConfig)}
@@ -84,8 +84,8 @@ func request(dnsName, key, issuerConfig string) *whapi.ChallengeRequest {
 	return req
 }
 
-// zoneOf returns the last two labels of name.
-func zoneOf(name string) string {
+// testZoneOf returns the last two labels of name.
+func testZoneOf(name string) string {
 	labels := strings.Split(name, ".")
 	if len(labels) <= 2 {
 		return name

@@ -36,8 +36,14 @@ func (l *zoneLocks) setLimit(limit int) {
 }
 
 // acquire takes the zone's lock and then a run slot, or fails when ctx ends
-// first. The returned func releases both.
+// first; with zone "" it takes only a slot. The returned func releases both.
 func (l *zoneLocks) acquire(ctx context.Context, zone string) (func(), error) {
+	if zone == "" {
+		if err := l.takeSlot(ctx); err != nil {
+			return nil, err
+		}
+		return l.releaseSlot, nil
+	}
 	zone = strings.ToLower(zone)
 	l.mu.Lock()
 	z := l.zones[zone]
@@ -60,13 +66,17 @@ func (l *zoneLocks) acquire(ctx context.Context, zone string) (func(), error) {
 		return nil, err
 	}
 	return func() {
-		l.mu.Lock()
-		l.running--
-		l.wake()
-		l.mu.Unlock()
+		l.releaseSlot()
 		<-z.held
 		l.leave(zone, z)
 	}, nil
+}
+
+func (l *zoneLocks) releaseSlot() {
+	l.mu.Lock()
+	l.running--
+	l.wake()
+	l.mu.Unlock()
 }
 
 func (l *zoneLocks) takeSlot(ctx context.Context) error {

@@ -45,6 +45,12 @@ var (
 		Help:           "Solver config loads after a change, by result (success, invalid).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"result"})
+	leaseWaits = metrics.NewHistogram(&metrics.HistogramOpts{
+		Namespace: metricsNamespace, Name: "zone_lease_wait_seconds",
+		Help:           "Time spent waiting for a zone's Lease (several replicas only).",
+		Buckets:        []float64{0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 50},
+		StabilityLevel: metrics.ALPHA,
+	})
 	configLoaded = metrics.NewGauge(&metrics.GaugeOpts{
 		Namespace: metricsNamespace, Name: "config_last_reload_successful",
 		Help:           "1 when the last solver config load succeeded, 0 while an invalid file is being ignored.",
@@ -56,7 +62,7 @@ var registerMetrics sync.Once
 
 func init() {
 	registerMetrics.Do(func() {
-		legacyregistry.MustRegister(programRuns, programRunDuration, programRunsInFlight, challengeCalls, propagationChecks, configReloads, configLoaded)
+		legacyregistry.MustRegister(programRuns, programRunDuration, programRunsInFlight, challengeCalls, propagationChecks, configReloads, configLoaded, leaseWaits)
 	})
 }
 

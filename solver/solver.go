@@ -36,6 +36,8 @@ type Solver struct {
 	locks     *zoneLocks
 	presented *presentedRecords
 	current   atomic.Pointer[state]
+	// draining refuses new runs once shutdown began.
+	draining atomic.Bool
 	// initMu serialises Initialize, which the conformance suite calls repeatedly.
 	initMu sync.Mutex
 }
@@ -53,6 +55,8 @@ type cluster struct {
 	cm   cmclient.Interface
 	stop <-chan struct{}
 	log  logr.Logger
+	// leases serialise zones across replicas; nil with a single replica.
+	leases *zoneLeases
 
 	finderOnce sync.Once
 	finder     *challengeFinder
@@ -113,7 +117,17 @@ func (s *Solver) Initialize(kubeConfig *rest.Config, stop <-chan struct{}) error
 		return fmt.Errorf("exec solver: %w", err)
 	}
 	c := &cluster{kube: kube, cm: cm, stop: stop, log: s.log}
+	if ns := s.getenv(EnvLeaseNamespace); ns != "" {
+		c.leases = newZoneLeases(kube.CoordinationV1(), ns, s.log)
+		s.log.Info("zones are serialised across replicas with Leases", "namespace", ns, "identity", c.leases.identity)
+	}
 	configLoaded.Set(1)
+	s.draining.Store(false)
+	go func() {
+		<-stop
+		// The API server is shutting down: refuse new runs, let running ones finish.
+		s.draining.Store(true)
+	}()
 	st := s.newState(c, cfg)
 	if s.locks == nil {
 		s.locks = newZoneLocks(cfg.MaxConcurrentRuns)
@@ -268,13 +282,9 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 		ResourceNamespace: req.ResourceNamespace,
 	}, fromSecrets, s.environ())
 
-	zone := req.ResolvedZone
-	if zone == "" {
-		zone = fqdn
-	}
-	release, err := s.locks.acquire(ctx, zone)
+	release, err := s.lockZone(ctx, st.cluster, p, zoneOf(req.ResolvedZone, fqdn))
 	if err != nil {
-		return fmt.Errorf("zone %s busy: other runs held it for the whole request budget (%s); cert-manager will retry", zone, RequestBudget)
+		return err
 	}
 	runCtx, cancel := context.WithTimeout(ctx, p.Timeout)
 	_, err = s.run(runCtx, invocation{program: p, action: action, args: programArgs(p.Mode, action, ch), env: env, dir: s.workDir, log: log})
@@ -310,6 +320,51 @@ func (s *Solver) awaitPropagation(ctx context.Context, settings propagationSetti
 		s.presented.forget(key)
 	}
 	return err
+}
+
+func zoneOf(resolvedZone, fqdn string) string {
+	if resolvedZone != "" {
+		return resolvedZone
+	}
+	return fqdn
+}
+
+// lockZone takes what a run needs before it starts: a run slot and, for a
+// program that serialises per zone, the zone's in-process lock and, with
+// several replicas, its Lease. Waiting counts against the call's budget.
+func (s *Solver) lockZone(ctx context.Context, c *cluster, p *Program, zone string) (func(), error) {
+	if s.draining.Load() {
+		return nil, errors.New("the webhook is shutting down; cert-manager will retry on another replica")
+	}
+	busy := fmt.Errorf("zone %s busy: other runs held it for the whole request budget (%s); cert-manager will retry", zone, RequestBudget)
+	if !p.SerializePerZone {
+		release, err := s.locks.acquire(ctx, "")
+		if err != nil {
+			return nil, busy
+		}
+		return release, nil
+	}
+	release, err := s.locks.acquire(ctx, zone)
+	if err != nil {
+		return nil, busy
+	}
+	if c.leases == nil {
+		return release, nil
+	}
+	start := time.Now()
+	releaseLease, err := c.leases.acquire(ctx, zone, leaseDuration(p))
+	leaseWaits.Observe(time.Since(start).Seconds())
+	if err != nil {
+		release()
+		if errors.Is(err, errZoneBusy) {
+			return nil, busy
+		}
+		return nil, err
+	}
+	return func() {
+		releaseLease()
+		release()
+	}, nil
 }
 
 // run runs a program, then logs and counts the run once.

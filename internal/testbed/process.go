@@ -96,3 +96,16 @@ func readFile(t TB, path string) []byte {
 	}
 	return data
 }
+
+// Signal sends sig to the process (not its group).
+func (p *Process) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// WaitExit waits up to timeout for the process to end.
+func (p *Process) WaitExit(timeout time.Duration) bool {
+	select {
+	case <-p.exited:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}

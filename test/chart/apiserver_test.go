@@ -58,11 +58,12 @@ func TestInstallOnAPIServer(t *testing.T) {
 	tests := map[string]access{
 		"default.yaml": {
 			allowed: []string{"get secrets -n cert-manager"},
-			denied:  append([]string{"get secrets -n team-a", "get secrets -n team-b"}, noRaw...),
+			denied:  append([]string{"get secrets -n team-a", "get secrets -n team-b", "update leases.coordination.k8s.io -n cert-manager"}, noRaw...),
 		},
 		"ha.yaml": {
-			allowed: []string{"get secrets -n cert-manager", "get secrets -n team-a", "get secrets -n team-b"},
-			denied:  append([]string{"get secrets -n default"}, noRaw...),
+			allowed: []string{"get secrets -n cert-manager", "get secrets -n team-a", "get secrets -n team-b",
+				"get leases.coordination.k8s.io -n cert-manager", "create leases.coordination.k8s.io -n cert-manager", "update leases.coordination.k8s.io -n cert-manager"},
+			denied: append([]string{"get secrets -n default", "delete leases.coordination.k8s.io -n cert-manager", "update leases.coordination.k8s.io -n kube-system"}, noRaw...),
 		},
 		"raw-and-scripts.yaml": {
 			allowed: append([]string{"get secrets -n team-b", "get secrets -n cert-manager"}, raw...),

@@ -52,6 +52,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if $raw }}true{{ end }}
 {{- end }}
 
+{{- /* "true" when runs are serialised per zone across replicas with Leases. */ -}}
+{{- define "webhook-exec.zoneLeases" -}}
+{{- if eq (toString .Values.zoneLeases) "auto" }}{{ if gt (int .Values.replicaCount) 1 }}true{{ end }}
+{{- else if .Values.zoneLeases }}true{{ end }}
+{{- end }}
+
 {{- define "webhook-exec.servingSecret" -}}
 {{ include "webhook-exec.fullname" . }}-tls
 {{- end }}

@@ -1,0 +1,178 @@
+package solver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
+)
+
+// EnvLeaseNamespace turns on per-zone Leases (for several replicas): runs
+// that serialise per zone then also hold a Lease in this namespace.
+const EnvLeaseNamespace = "EXEC_LEASE_NAMESPACE"
+
+// leaseMargin is added to a program's deadline and kill grace to size its
+// Lease, so a live holder never loses it mid-run.
+const leaseMargin = 3 * time.Second
+
+// leasePoll bounds how long a waiter sleeps between looks at a held Lease.
+const leasePoll = 500 * time.Millisecond
+
+// errZoneBusy means the zone's lock could not be had within the call's budget.
+var errZoneBusy = errors.New("zone busy")
+
+// zoneLeases serialises runs per zone across replicas with
+// coordination.k8s.io Leases in the webhook's namespace.
+type zoneLeases struct {
+	leases    coordinationclient.LeasesGetter
+	namespace string
+	identity  string
+	log       logr.Logger
+}
+
+func newZoneLeases(leases coordinationclient.LeasesGetter, namespace string, log logr.Logger) *zoneLeases {
+	host, _ := os.Hostname()
+	if pod := os.Getenv("POD_NAME"); pod != "" {
+		host = pod
+	}
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	return &zoneLeases{leases: leases, namespace: namespace, identity: host + "_" + hex.EncodeToString(suffix), log: log}
+}
+
+var nonLeaseChars = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// leaseName is a stable, valid object name for a zone: readable, and unique
+// through a hash of the zone.
+func leaseName(zone string) string {
+	zone = strings.ToLower(strings.TrimSuffix(zone, "."))
+	sum := sha256.Sum256([]byte(zone))
+	readable := strings.Trim(nonLeaseChars.ReplaceAllString(strings.ReplaceAll(zone, ".", "-"), "-"), "-")
+	if len(readable) > 40 {
+		readable = strings.Trim(readable[:40], "-")
+	}
+	return "exec-zone-" + readable + "-" + hex.EncodeToString(sum[:4])
+}
+
+// leaseDuration covers a whole run: the program's deadline, its kill grace
+// and a margin. A replica that dies holding the Lease blocks others no longer.
+func leaseDuration(p *Program) time.Duration {
+	return time.Duration(math.Ceil((p.Timeout + killGrace + leaseMargin).Seconds())) * time.Second
+}
+
+// acquire takes the zone's Lease for up to duration, renewing it until the
+// returned release is called, or fails with errZoneBusy when ctx ends first.
+func (z *zoneLeases) acquire(ctx context.Context, zone string, duration time.Duration) (func(), error) {
+	name := leaseName(zone)
+	leases := z.leases.Leases(z.namespace)
+	seconds := int32(duration / time.Second)
+	for {
+		now := metav1.NewMicroTime(time.Now())
+		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			lease = &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: z.namespace, Labels: map[string]string{"app.kubernetes.io/component": "exec-zone-lock"}},
+				Spec: coordinationv1.LeaseSpec{
+					HolderIdentity: &z.identity, LeaseDurationSeconds: &seconds, AcquireTime: &now, RenewTime: &now,
+				},
+			}
+			_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
+		case err == nil && leaseFree(lease, now.Time):
+			lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds = &z.identity, &seconds
+			lease.Spec.AcquireTime, lease.Spec.RenewTime = &now, &now
+			_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
+		case err == nil:
+			err = errLeaseHeld
+		}
+		switch {
+		case err == nil:
+			return z.keep(name, duration), nil
+		case ctx.Err() != nil:
+			return nil, errZoneBusy
+		case errors.Is(err, errLeaseHeld), apierrors.IsConflict(err), apierrors.IsAlreadyExists(err):
+			// Someone else holds it or got there first: look again shortly.
+		default:
+			return nil, fmt.Errorf("zone lock: Lease %s/%s: %w", z.namespace, name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errZoneBusy
+		case <-time.After(leasePoll):
+		}
+	}
+}
+
+var errLeaseHeld = errors.New("held")
+
+// leaseFree reports whether nobody holds the Lease, or its holder stopped renewing it.
+func leaseFree(lease *coordinationv1.Lease, now time.Time) bool {
+	spec := lease.Spec
+	if spec.HolderIdentity == nil || *spec.HolderIdentity == "" || spec.RenewTime == nil || spec.LeaseDurationSeconds == nil {
+		return true
+	}
+	return now.After(spec.RenewTime.Add(time.Duration(*spec.LeaseDurationSeconds) * time.Second))
+}
+
+// keep renews a held Lease every third of its duration until released, then
+// gives it up so the next run need not wait for it to expire.
+func (z *zoneLeases) keep(name string, duration time.Duration) func() {
+	leases := z.leases.Leases(z.namespace)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ticker := time.NewTicker(duration / 3)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ticker.C:
+				z.update(leases, name, func(spec *coordinationv1.LeaseSpec) {
+					now := metav1.NewMicroTime(time.Now())
+					spec.RenewTime = &now
+				})
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		z.update(leases, name, func(spec *coordinationv1.LeaseSpec) {
+			spec.HolderIdentity, spec.AcquireTime, spec.RenewTime = nil, nil, nil
+		})
+	}
+}
+
+// update changes the Lease if this replica still holds it, retrying conflicts.
+func (z *zoneLeases) update(leases coordinationclient.LeaseInterface, name string, change func(*coordinationv1.LeaseSpec)) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for attempt := 0; attempt < 3; attempt++ {
+		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
+		if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != z.identity {
+			return
+		}
+		change(&lease.Spec)
+		if _, err = leases.Update(ctx, lease, metav1.UpdateOptions{}); err == nil || !apierrors.IsConflict(err) {
+			if err != nil {
+				z.log.Error(err, "updating zone Lease", "lease", name)
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,155 @@
+//go:build integration
+
+package solver
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
+)
+
+const leaseNamespace = "webhook"
+
+// replicas starts n solvers as n webhook replicas would run: each with its own
+// clients, all serialising zones with Leases in one namespace.
+func replicas(t *testing.T, cp *testbed.ControlPlane, n int, config string) []*Solver {
+	t.Helper()
+	cfgFile := testbed.WriteFile(t, t.TempDir(), "config.yaml", []byte(config))
+	var out []*Solver
+	for i := range n {
+		logs := &logBuffer{}
+		s := New(WithLogger(logs.logger()), WithGetenv(func(k string) string {
+			return map[string]string{EnvConfig: cfgFile, EnvLeaseNamespace: leaseNamespace}[k]
+		}))
+		stop := make(chan struct{})
+		t.Cleanup(func() { close(stop) })
+		if err := s.Initialize(cp.UserConfig(t, fmt.Sprintf("replica-%d", i), "system:masters"), stop); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func startLeaseControlPlane(t *testing.T) *testbed.ControlPlane {
+	t.Helper()
+	cp := testbed.StartControlPlane(t, testbed.ControlPlaneOptions{})
+	if _, err := cp.Kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: leaseNamespace}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+// TestIntegrationLeasesAcrossReplicas sends Presents for one zone and for another to two
+// replicas at once: runs in one zone never overlap, even on different
+// replicas; runs in different zones do.
+func TestIntegrationLeasesAcrossReplicas(t *testing.T) {
+	cp := startLeaseControlPlane(t)
+	intervalLog := filepath.Join(t.TempDir(), "intervals")
+	rs := replicas(t, cp, 2, `
+programs:
+- name: p
+  path: `+testProgram(t, "intervals.sh")+`
+  timeout: 10s
+  env: {INTERVAL_LOG: `+intervalLog+`, RUN_SECONDS: "0.5"}
+`)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 4 {
+		for _, zone := range []string{"a.example", "b.example"} {
+			wg.Go(func() { errs <- rs[i%2].Present(request(fmt.Sprintf("host%d.%s", i, zone), fmt.Sprintf("v%d", i), "")) })
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := readIntervals(t, intervalLog)
+	if len(runs) != 8 {
+		t.Fatalf("%d runs, want 8", len(runs))
+	}
+	crossZone := false
+	for i, a := range runs {
+		for _, b := range runs[i+1:] {
+			overlap := a.start < b.end && b.start < a.end
+			if overlap && a.zone == b.zone {
+				t.Errorf("runs in zone %s overlapped across replicas", a.zone)
+			}
+			crossZone = crossZone || overlap
+		}
+	}
+	if !crossZone {
+		t.Error("runs in different zones never overlapped")
+	}
+	lease, err := cp.Kube.CoordinationV1().Leases(leaseNamespace).Get(context.Background(), leaseName("a.example."), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lease.Spec.HolderIdentity != nil {
+		t.Errorf("Lease still held by %q after the runs", *lease.Spec.HolderIdentity)
+	}
+}
+
+func holdLease(t *testing.T, cp *testbed.ControlPlane, zone, holder string, seconds int32) {
+	t.Helper()
+	now := metav1.NewMicroTime(time.Now())
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: leaseName(zone), Namespace: leaseNamespace},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &seconds, AcquireTime: &now, RenewTime: &now},
+	}
+	if _, err := cp.Kube.CoordinationV1().Leases(leaseNamespace).Create(context.Background(), lease, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIntegrationDeadHolderBlocksAtMostLeaseDuration: a replica that died holding a
+// zone's Lease delays the next run by no more than the Lease's duration.
+func TestIntegrationDeadHolderBlocksAtMostLeaseDuration(t *testing.T) {
+	cp := startLeaseControlPlane(t)
+	argvLog := filepath.Join(t.TempDir(), "argv")
+	rs := replicas(t, cp, 1, "programs:\n- name: p\n  path: "+testProgram(t, "record-argv.sh")+"\n  env: {ARGV_LOG: "+argvLog+"}\n")
+	const leaseSeconds = 4
+	holdLease(t, cp, "example.com.", "dead-replica", leaseSeconds)
+	start := time.Now()
+	if err := rs[0].Present(request("www.example.com", "value", "")); err != nil {
+		t.Fatal(err)
+	}
+	waited := time.Since(start)
+	if waited < (leaseSeconds-1)*time.Second || waited > (leaseSeconds+3)*time.Second {
+		t.Errorf("waited %s for a dead holder's %ds Lease", waited, leaseSeconds)
+	}
+	if calls := readArgvLog(t, argvLog); len(calls) != 1 {
+		t.Errorf("program ran %d times", len(calls))
+	}
+}
+
+// TestIntegrationBusyZoneGivesClearError: a zone whose Lease a live replica keeps
+// renewing past the call's budget fails with the zone busy error.
+func TestIntegrationBusyZoneGivesClearError(t *testing.T) {
+	cp := startLeaseControlPlane(t)
+	argvLog := filepath.Join(t.TempDir(), "argv")
+	rs := replicas(t, cp, 1, "programs:\n- name: p\n  path: "+testProgram(t, "record-argv.sh")+"\n  env: {ARGV_LOG: "+argvLog+"}\n")
+	holdLease(t, cp, "example.com.", "live-replica", 3600)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := rs[0].handle(ctx, rs[0].current.Load(), ActionPresent, request("www.example.com", "value", ""), rs[0].log)
+	want := "zone example.com. busy: other runs held it for the whole request budget (50s); cert-manager will retry"
+	if errString(err) != want {
+		t.Errorf("error = %q, want %q", errString(err), want)
+	}
+	if _, err := readFileIfExists(argvLog); err == nil {
+		t.Error("the program ran while another replica held the zone")
+	}
+}
