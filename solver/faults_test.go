@@ -19,6 +19,8 @@ type interval struct {
 	start, end int64
 }
 
+func (a interval) overlaps(b interval) bool { return a.start < b.end && b.start < a.end }
+
 func readIntervals(t *testing.T, path string) []interval {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -81,7 +83,7 @@ programs:
 			crossZone := false
 			for i, a := range runs {
 				for _, b := range runs[i+1:] {
-					overlap := a.start < b.end && b.start < a.end
+					overlap := a.overlaps(b)
 					if overlap && a.zone == b.zone {
 						t.Fatalf("runs in zone %s overlapped", a.zone)
 					}
@@ -111,7 +113,7 @@ programs:
 		}
 	}
 	runs := readIntervals(t, intervalLog)
-	if len(runs) != 3 || !(runs[0].start < runs[1].end && runs[1].start < runs[0].end) {
+	if len(runs) != 3 || !runs[0].overlaps(runs[1]) {
 		t.Errorf("runs in one zone did not overlap with serialize: none: %+v", runs)
 	}
 }

@@ -78,7 +78,11 @@ func leaseDuration(p *Program) time.Duration {
 func (z *zoneLeases) acquire(ctx context.Context, zone string, duration time.Duration) (func(), error) {
 	name := leaseName(zone)
 	leases := z.leases.Leases(z.namespace)
-	seconds := int32(duration / time.Second)
+	whole := duration / time.Second
+	if whole > math.MaxInt32 {
+		whole = math.MaxInt32
+	}
+	seconds := int32(whole)
 	for {
 		now := metav1.NewMicroTime(time.Now())
 		lease, err := leases.Get(ctx, name, metav1.GetOptions{})

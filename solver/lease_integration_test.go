@@ -83,7 +83,7 @@ programs:
 	crossZone := false
 	for i, a := range runs {
 		for _, b := range runs[i+1:] {
-			overlap := a.start < b.end && b.start < a.end
+			overlap := a.overlaps(b)
 			if overlap && a.zone == b.zone {
 				t.Errorf("runs in zone %s overlapped across replicas", a.zone)
 			}
