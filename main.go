@@ -13,6 +13,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		os.Exit(runCheck(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	initproc.RunAsInitIfPID1()
 	groupName := os.Getenv("GROUP_NAME")
 	if groupName == "" {

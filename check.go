@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/solver"
+)
+
+const checkUsage = `Usage: cert-manager-webhook-exec check --domain DOMAIN [flags]
+
+Runs a program as the webhook would: its timeout command, present of two
+values at _acme-challenge.DOMAIN., a wait until both are visible, cleanup of
+one (the other must stay), then of the other. Values for the program's
+passEnv and secretEnv come from your environment.
+
+Flags:
+`
+
+// runCheck is the `check` subcommand; it returns the exit status.
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, checkUsage)
+		fs.PrintDefaults()
+	}
+	config := fs.String("config", "", "solver config file (default: $EXEC_CONFIG, or lego's EXEC_PATH)")
+	program := fs.String("program", "", "program to check (default: the config's default program)")
+	domain := fs.String("domain", "", "domain a certificate would be for, e.g. example.org (required)")
+	nameserver := fs.String("nameserver", "", "host:port to read the records from (default: the zone's authoritative servers)")
+	mode := fs.String("mode", "", "override the program's mode: default or RAW")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *domain == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
+	if *mode != "" && *mode != string(solver.ModeDefault) && *mode != string(solver.ModeRaw) {
+		fmt.Fprintf(stderr, "--mode %q: use default or RAW\n", *mode)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := solver.Check(ctx, solver.CheckOptions{
+		ConfigPath: *config, Program: *program, Domain: *domain, Nameserver: *nameserver, Mode: solver.Mode(*mode),
+	}, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,364 @@
+package solver
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	dnsutil "github.com/cert-manager/cert-manager/pkg/issuer/acme/dns/util"
+	"github.com/go-logr/logr"
+	"github.com/miekg/dns"
+)
+
+// CheckOptions configure Check: which program of which config to try on
+// which domain.
+type CheckOptions struct {
+	// ConfigPath is the solver config file; empty uses the EXEC_* variables.
+	ConfigPath string
+	// Program names the program; empty means the config's default.
+	Program string
+	// Domain is the identifier a certificate would be for, e.g. example.org.
+	Domain string
+	// Nameserver (host:port) is asked for the records; empty means the zone's
+	// authoritative servers.
+	Nameserver string
+	// Mode overrides the program's mode when set.
+	Mode Mode
+	// Getenv and Environ stand for the checker's own environment: it supplies
+	// the values of passEnv and secretEnv.
+	Getenv  func(string) string
+	Environ func() []string
+}
+
+// checker runs one program as the webhook would and reports each step.
+type checker struct {
+	opts     CheckOptions
+	out      io.Writer
+	program  *Program
+	workDir  string
+	zone     string
+	fqdn     string
+	failures []string
+	hints    []string
+}
+
+// Check runs a program's timeout, presents two values at the domain's
+// challenge record, waits for both at the nameservers, cleans one up and
+// checks that only it is gone, then cleans up the other, writing a report to
+// out. It returns an error when any step fails.
+func Check(ctx context.Context, opts CheckOptions, out io.Writer) error {
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.Environ == nil {
+		opts.Environ = os.Environ
+	}
+	getenv := opts.Getenv
+	if opts.ConfigPath != "" {
+		getenv = func(k string) string {
+			if k == EnvConfig {
+				return opts.ConfigPath
+			}
+			if k == EnvPath || k == EnvPath+"_FILE" {
+				return ""
+			}
+			return opts.Getenv(k)
+		}
+	}
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	p, err := cfg.selectProgram(IssuerConfig{Program: opts.Program})
+	if err != nil {
+		return err
+	}
+	if opts.Mode != "" {
+		copied := *p
+		copied.Mode = opts.Mode
+		p = &copied
+	}
+	if err := validateName("domain", rawDomain(opts.Domain)); err != nil {
+		return err
+	}
+	c := &checker{opts: opts, out: out, program: p, workDir: os.TempDir(), fqdn: challengeFQDN("", opts.Domain)}
+	return c.run(ctx)
+}
+
+func (c *checker) say(format string, args ...any) { fmt.Fprintf(c.out, format+"\n", args...) }
+
+func (c *checker) fail(step, hint string) {
+	c.failures = append(c.failures, step)
+	if hint != "" && !slices.Contains(c.hints, hint) {
+		c.hints = append(c.hints, hint)
+	}
+	c.say("  FAIL: %s", step)
+}
+
+func (c *checker) run(ctx context.Context) error {
+	p := c.program
+	c.say("program %q: %s (%s mode, timeout %s)", p.Name, p.Path, p.Mode, p.Timeout)
+	c.zone = c.findZone(ctx)
+	c.say("record %s in zone %s", c.fqdn, c.zone)
+
+	settings := c.timeoutStep(ctx)
+	values := [2]string{randomValue(), randomValue()}
+	creds := [2]rawCredentials{}
+	if p.Mode == ModeRaw {
+		for i := range creds {
+			creds[i] = rawTestCredentials()
+			values[i] = dns01Value(creds[i].KeyAuth)
+		}
+	}
+
+	for i := range values {
+		if !c.runStep(ctx, ActionPresent, values[i], creds[i]) {
+			return c.report()
+		}
+	}
+	if !c.waitFor(ctx, settings, "both values visible", func(got []string) bool {
+		return slices.Contains(got, values[0]) && slices.Contains(got, values[1])
+	}) {
+		c.fail("the presented values did not appear", "The program ran without error but the record never appeared: check the record name (the FQDN argument ends with a dot; do not append the zone again) and the server it updates, or raise the propagation timeout.")
+		c.runStep(ctx, ActionCleanUp, values[0], creds[0])
+		c.runStep(ctx, ActionCleanUp, values[1], creds[1])
+		return c.report()
+	}
+	if c.runStep(ctx, ActionPresent, values[0], creds[0]) {
+		c.say("  present again of the same value: ok (idempotent)")
+	} else {
+		c.hints = append(c.hints, "present must succeed when the record already exists: cert-manager retries it.")
+	}
+
+	c.runStep(ctx, ActionCleanUp, values[1], creds[1])
+	c.waitFor(ctx, settings, "second value gone, first kept", func(got []string) bool {
+		return !slices.Contains(got, values[1]) && slices.Contains(got, values[0])
+	})
+	got := c.lookup(ctx)
+	switch {
+	case slices.Contains(got, values[1]):
+		c.fail("cleanup left its value in place", "cleanup must delete the record with its own value.")
+	case !slices.Contains(got, values[0]):
+		c.fail("cleanup of one value also removed the other", "cleanup deletes every TXT record at the name: delete only the record with the given value (a certificate for a name and its wildcard puts two values there).")
+	default:
+		c.say("  only the cleaned-up value is gone: ok")
+	}
+
+	c.runStep(ctx, ActionCleanUp, values[0], creds[0])
+	if c.runStep(ctx, ActionCleanUp, values[0], creds[0]) {
+		c.say("  cleanup of a value already gone: ok (idempotent)")
+	} else {
+		c.hints = append(c.hints, "cleanup must succeed when the record is already gone: cert-manager retries it.")
+	}
+	c.waitFor(ctx, settings, "record empty", func(got []string) bool {
+		return !slices.Contains(got, values[0]) && !slices.Contains(got, values[1])
+	})
+	return c.report()
+}
+
+// timeoutStep runs `program timeout` and returns the settings the webhook would use.
+func (c *checker) timeoutStep(ctx context.Context) propagationSettings {
+	p := c.program
+	defaults := propagationSettings{
+		Timeout: p.Propagation.Timeout, TimeoutSource: p.Propagation.TimeoutSource,
+		Interval: p.Propagation.Interval, IntervalSource: p.Propagation.IntervalSource,
+	}
+	c.say("\n$ %s timeout", p.Path)
+	runCtx, cancel := context.WithTimeout(ctx, timeoutQueryDeadline)
+	defer cancel()
+	res, err := runProgram(runCtx, c.invocation(ActionTimeout, []string{string(ActionTimeout)}))
+	c.printOutput(res)
+	settings := defaults
+	if err == nil {
+		settings, err = parseTimeoutAnswer(strings.Join(res.Stdout, "\n"), defaults)
+	}
+	if err != nil {
+		c.say("  no usable answer (%v); defaults are used where needed", err)
+	}
+	c.say("  propagation timeout %s (%s), interval %s (%s)", settings.Timeout, settings.TimeoutSource, settings.Interval, settings.IntervalSource)
+	return settings
+}
+
+func (c *checker) invocation(action Action, args []string) invocation {
+	env := buildEnvironment(c.program, c.workDir, runContext{
+		Action: action, DNSName: rawDomain(c.opts.Domain), ResolvedFQDN: c.fqdn, ResolvedZone: c.zone, ResourceNamespace: "default",
+	}, c.secretEnv(), c.opts.Environ())
+	return invocation{program: c.program, action: action, args: args, env: env, dir: c.workDir, log: logr.Discard()}
+}
+
+// secretEnv takes the values of the program's secretEnv from the checker's
+// own environment, as an Issuer's Secrets would supply them.
+func (c *checker) secretEnv() map[string]string {
+	values := map[string]string{}
+	for _, name := range c.program.SecretEnv {
+		if v := c.opts.Getenv(name); v != "" {
+			values[name] = v
+		}
+	}
+	return values
+}
+
+// runStep runs present or cleanup for value and reports it.
+func (c *checker) runStep(ctx context.Context, action Action, value string, creds rawCredentials) bool {
+	args := programArgs(c.program.Mode, action, challengeArgs{
+		FQDN: c.fqdn, Value: value, Domain: rawDomain(c.opts.Domain), Token: creds.Token, KeyAuth: creds.KeyAuth,
+	})
+	inv := c.invocation(action, args)
+	c.say("\n$ %s %s", c.program.Path, strings.Join(args, " "))
+	c.say("  env: %s", strings.Join(envNames(inv.env), " "))
+	runCtx, cancel := context.WithTimeout(ctx, c.program.Timeout)
+	defer cancel()
+	res, err := runProgram(runCtx, inv)
+	c.printOutput(res)
+	if err != nil {
+		var runErr *RunError
+		hint := ""
+		if errors.As(err, &runErr) && runErr.Killed {
+			hint = fmt.Sprintf("The program did not finish within its timeout (%s): raise `timeout` or make it faster.", c.program.Timeout)
+		}
+		c.fail(err.Error(), hint)
+		return false
+	}
+	c.say("  ok in %s", res.Duration.Round(time.Millisecond))
+	return true
+}
+
+func (c *checker) printOutput(res runResult) {
+	for _, l := range res.Stdout {
+		c.say("  | %s", l)
+	}
+	for _, l := range res.Stderr {
+		c.say("  ! %s", l)
+	}
+}
+
+func envNames(env environment) []string {
+	names := make([]string, 0, len(env.vars))
+	for _, kv := range env.vars {
+		name, _, _ := strings.Cut(kv, "=")
+		names = append(names, name)
+	}
+	return names
+}
+
+// nameservers are the servers asked for the record: the given one, or the
+// zone's authoritative servers.
+func (c *checker) nameservers(ctx context.Context) []string {
+	if c.opts.Nameserver != "" {
+		return []string{c.opts.Nameserver}
+	}
+	msg, err := dnsutil.DNSQuery(ctx, c.zone, dns.TypeNS, dnsutil.RecursiveNameservers, true)
+	if err != nil {
+		return dnsutil.RecursiveNameservers
+	}
+	var servers []string
+	for _, rr := range msg.Answer {
+		if ns, ok := rr.(*dns.NS); ok {
+			servers = append(servers, strings.TrimSuffix(ns.Ns, ".")+":53")
+		}
+	}
+	if len(servers) == 0 {
+		return dnsutil.RecursiveNameservers
+	}
+	return servers
+}
+
+func (c *checker) findZone(ctx context.Context) string {
+	servers := dnsutil.RecursiveNameservers
+	if c.opts.Nameserver != "" {
+		servers = []string{c.opts.Nameserver}
+	}
+	zone, err := dnsutil.FindZoneByFqdn(ctx, c.fqdn, servers)
+	if err != nil {
+		c.say("  could not find the zone of %s (%v); CERT_MANAGER_RESOLVED_ZONE is left empty", c.fqdn, err)
+		return ""
+	}
+	return zone
+}
+
+// lookup returns the TXT values every nameserver serves at the record; a
+// value counts only when all of them serve it.
+func (c *checker) lookup(ctx context.Context) []string {
+	var common []string
+	for i, ns := range c.nameservers(ctx) {
+		msg, err := dnsutil.DNSQuery(ctx, c.fqdn, dns.TypeTXT, []string{ns}, false)
+		if err != nil {
+			return nil
+		}
+		var values []string
+		for _, rr := range msg.Answer {
+			if txt, ok := rr.(*dns.TXT); ok {
+				values = append(values, strings.Join(txt.Txt, ""))
+			}
+		}
+		if i == 0 {
+			common = values
+			continue
+		}
+		common = slices.DeleteFunc(common, func(v string) bool { return !slices.Contains(values, v) })
+	}
+	return common
+}
+
+// waitFor polls the nameservers until cond holds or the propagation timeout passes.
+func (c *checker) waitFor(ctx context.Context, settings propagationSettings, what string, cond func([]string) bool) bool {
+	start := time.Now()
+	for {
+		if cond(c.lookup(ctx)) {
+			c.say("  %s after %s", what, time.Since(start).Round(100*time.Millisecond))
+			return true
+		}
+		if time.Since(start)+settings.Interval > settings.Timeout {
+			c.say("  not %s after %s", what, settings.Timeout)
+			if what == "both values visible" {
+				c.hints = append(c.hints, "Propagation is slow: the program's `timeout` answer (or propagation.timeout) must cover it.")
+			}
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(settings.Interval):
+		}
+	}
+}
+
+func (c *checker) report() error {
+	c.say("")
+	if len(c.failures) == 0 {
+		c.say("PASS: program %q presents and cleans up %s as cert-manager needs", c.program.Name, c.fqdn)
+		return nil
+	}
+	c.say("FAIL: program %q", c.program.Name)
+	for _, h := range c.hints {
+		c.say("  hint: %s", h)
+	}
+	return fmt.Errorf("check failed: %s", strings.Join(c.failures, "; "))
+}
+
+func randomValue() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// rawTestCredentials makes a token and the key authorization of a throw-away
+// account key, as an ACME server and cert-manager would.
+func rawTestCredentials() rawCredentials {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalECPrivateKey(key)
+	token := randomValue()
+	keyAuth, _ := keyAuthorization(token, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
+	return rawCredentials{Token: token, KeyAuth: keyAuth}
+}
