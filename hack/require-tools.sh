@@ -3,12 +3,16 @@
 # to install them. .ci/run installs them on a fresh machine.
 set -euo pipefail
 missing=()
-for tool in named:bind9 nsupdate:bind9-dnsutils dig:bind9-dnsutils openssl:openssl jq:jq curl:curl; do
+for tool in named:bind9 nsupdate:bind9-dnsutils dig:bind9-dnsutils openssl:openssl jq:jq curl:curl \
+	pdns_server:pdns-server sqlite3:sqlite3; do
 	cmd=${tool%%:*} pkg=${tool##*:}
 	if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! -x /usr/sbin/$cmd ]]; then
 		missing+=("$pkg")
 	fi
 done
+if [[ ! -e /usr/lib/x86_64-linux-gnu/pdns/libgsqlite3backend.so ]] && ! ls /usr/lib/*/pdns/libgsqlite3backend.so >/dev/null 2>&1; then
+	missing+=(pdns-backend-sqlite3)
+fi
 if ((${#missing[@]})); then
 	echo "missing system packages: ${missing[*]}" >&2
 	echo "install them with: apt-get update && apt-get install -y ${missing[*]}" >&2

@@ -1,0 +1,97 @@
+#!/bin/sh
+# Runs an acme.sh DNS API hook, so acme.sh's many providers work with
+# cert-manager-webhook-exec (default mode). acme.sh calls a hook as
+#   dns_<name>_add <fulldomain> <value>   and   dns_<name>_rm <fulldomain> <value>
+# with the record name without its trailing dot; this adapter does the same.
+#
+#   acme-sh-dnsapi.sh present|cleanup <fqdn> <value>
+#   acme-sh-dnsapi.sh timeout
+#
+# Environment:
+#   ACMESH_DNSAPI      the hook's name, e.g. dns_cf (required)
+#   ACMESH_DNSAPI_DIR  the directory holding <name>.sh, e.g. acme.sh's dnsapi/ (required)
+#   plus what the hook reads (e.g. CF_Token for dns_cf); give them through the
+#   program's env, passEnv or secretEnv.
+#   PROPAGATION_TIMEOUT, POLLING_INTERVAL  answer to `timeout` (default 120 and 2)
+#
+# acme.sh itself is not needed: the helpers its hooks use most are defined
+# below (logging, reading and saving settings, _get/_post with curl, string
+# helpers). Settings a hook would save to acme.sh's account file are read from
+# the environment instead. A hook that needs another helper fails with
+# "not found"; add the helper here.
+set -eu
+
+case "${1:-}" in
+timeout)
+	printf '{"timeout": %s, "interval": %s}\n' "${PROPAGATION_TIMEOUT:-120}" "${POLLING_INTERVAL:-2}"
+	exit 0
+	;;
+present) function=add ;;
+cleanup) function=rm ;;
+*)
+	echo "usage: $0 present|cleanup <fqdn> <value> | timeout" >&2
+	exit 2
+	;;
+esac
+if [ "${2:-}" = "--" ] || [ $# -ne 3 ]; then
+	echo "$0 supports default mode only: present|cleanup <fqdn> <value>" >&2
+	exit 2
+fi
+: "${ACMESH_DNSAPI:?set ACMESH_DNSAPI to the hook name, e.g. dns_cf}"
+: "${ACMESH_DNSAPI_DIR:?set ACMESH_DNSAPI_DIR to the directory of ${ACMESH_DNSAPI}.sh}"
+case "$ACMESH_DNSAPI" in
+dns_*) ;;
+*) echo "ACMESH_DNSAPI must start with dns_" >&2; exit 2 ;;
+esac
+fulldomain=${2%.}
+txtvalue=$3
+
+# --- the acme.sh helpers hooks use ---
+_info() { echo "[info] $*" >&2; }
+_err() { echo "[error] $*" >&2; }
+_warn() { echo "[warn] $*" >&2; }
+_debug() { [ -z "${DEBUG:-}" ] || echo "[debug] $*" >&2; }
+_debug2() { _debug "$@"; }
+_debug3() { _debug "$@"; }
+_secure_debug() { _debug "$1" "[hidden]"; }
+_secure_debug2() { _debug "$1" "[hidden]"; }
+_exists() { command -v "$1" >/dev/null 2>&1; }
+_contains() { case "$1" in *"$2"*) return 0 ;; *) return 1 ;; esac; }
+_startswith() { case "$1" in "$2"*) return 0 ;; *) return 1 ;; esac; }
+_endswith() { case "$1" in *"$2") return 0 ;; *) return 1 ;; esac; }
+_egrep_o() { grep -Eo "$1"; }
+_lower_case() { tr '[:upper:]' '[:lower:]'; }
+_upper_case() { tr '[:lower:]' '[:upper:]'; }
+_math() { echo "$(($@))"; }
+_sleep() { sleep "$1"; }
+_readaccountconf() { eval "printf '%s' \"\${$1:-}\""; }
+_readaccountconf_mutable() { _readaccountconf "$1"; }
+_readdomainconf() { _readaccountconf "$1"; }
+_getdeployconf() { _readaccountconf "$1"; }
+_saveaccountconf() { :; }
+_saveaccountconf_mutable() { :; }
+_savedomainconf() { :; }
+_clearaccountconf() { :; }
+_clearaccountconf_mutable() { :; }
+# _get URL [onlyheader]; _post BODY URL [needbase64] [METHOD] [CONTENT_TYPE]:
+# headers from _H1.._H5, like acme.sh.
+_headers() {
+	for h in "${_H1:-}" "${_H2:-}" "${_H3:-}" "${_H4:-}" "${_H5:-}"; do
+		[ -n "$h" ] && printf '%s\n' "$h"
+	done
+	return 0
+}
+_get() {
+	_headers | curl -sS -H @- ${2:+-I} "$1"
+}
+_post() {
+	_headers | curl -sS -H @- -X "${4:-POST}" ${5:+-H "Content-Type: $5"} --data "$1" "$2"
+}
+# --- end of helpers ---
+
+hook="$ACMESH_DNSAPI_DIR/$ACMESH_DNSAPI.sh"
+[ -r "$hook" ] || { echo "no hook at $hook" >&2; exit 2; }
+# shellcheck disable=SC1090
+. "$hook"
+"${ACMESH_DNSAPI}_$function" "$fulldomain" "$txtvalue"
+echo "$1 $fulldomain: done"
