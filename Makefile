@@ -87,4 +87,6 @@ bench:
 	$(GO) test -run '^$$' -bench PresentOverhead -benchtime 500x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
 	$(GO) test -run '^$$' -bench 60ConcurrentPresents -benchtime 5x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
 	@eval "$$(hack/test-assets.sh)"; \
+	$(GO) test -tags integration -run '^$$' -bench ZoneLease -benchtime 100x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
+	@eval "$$(hack/test-assets.sh)"; \
 	$(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x ./test/e2e/ | grep -E '^(Benchmark|ok|FAIL)'

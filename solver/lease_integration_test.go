@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/go-logr/logr"
+
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
 )
 
@@ -152,4 +154,53 @@ func TestIntegrationBusyZoneGivesClearError(t *testing.T) {
 	if _, err := readFileIfExists(argvLog); err == nil {
 		t.Error("the program ran while another replica held the zone")
 	}
+}
+
+// BenchmarkIntegrationZoneLease measures what a Lease adds to a run: a
+// Present of /bin/true on a replica with Leases against one without, and
+// the handover time when two replicas alternate on one zone.
+func BenchmarkIntegrationZoneLease(b *testing.B) {
+	cp := testbed.StartControlPlane(b, testbed.ControlPlaneOptions{})
+	if _, err := cp.Kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: leaseNamespace}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	cfgFile := testbed.WriteFile(b, b.TempDir(), "config.yaml", []byte("programs:\n- name: bin-true\n  path: /bin/true\n"))
+	newSolver := func(leases bool) *Solver {
+		env := map[string]string{EnvConfig: cfgFile}
+		if leases {
+			env[EnvLeaseNamespace] = leaseNamespace
+		}
+		s := New(WithGetenv(func(k string) string { return env[k] }), WithLogger(logr.Discard()))
+		stop := make(chan struct{})
+		b.Cleanup(func() { close(stop) })
+		if err := s.Initialize(cp.Config, stop); err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	plain, leased, other := newSolver(false), newSolver(true), newSolver(true)
+	req := request("www.example.com", "value", "")
+	var withoutLease, withLease, alternating time.Duration
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if err := plain.Present(req); err != nil {
+			b.Fatal(err)
+		}
+		withoutLease += time.Since(start)
+		start = time.Now()
+		if err := leased.Present(req); err != nil {
+			b.Fatal(err)
+		}
+		withLease += time.Since(start)
+		start = time.Now()
+		if err := other.Present(req); err != nil {
+			b.Fatal(err)
+		}
+		alternating += time.Since(start)
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(ms(withoutLease), "no-lease-ms/present")
+	b.ReportMetric(ms(withLease), "lease-ms/present")
+	b.ReportMetric(ms(withLease-withoutLease), "lease-added-ms/present")
+	b.ReportMetric(ms(alternating), "other-replica-ms/present")
 }
