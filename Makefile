@@ -1,7 +1,8 @@
 # cert-manager-webhook-exec
 #
 #   make demo          cert-manager issues a certificate through this webhook, on loopback
-#   make test          unit, conformance, integration and end-to-end tests (builds test binaries once)
+#   make test          unit, conformance, integration, chart and end-to-end tests (builds test binaries once)
+#   make tools         build every test binary into the cache (etcd, kube-apiserver, kubectl, helm, pebble, cert-manager)
 #   make test-unit     unit tests only (no cluster, no DNS server)
 #   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook on loopback
 #   make test-assets   build etcd, kube-apiserver and kubectl into the cache and print their paths
@@ -53,8 +54,21 @@ e2e test-e2e:
 	@eval "$$(hack/test-assets.sh)"; \
 	$(GO) test -count=1 -tags e2e -timeout 20m -v ./test/e2e/...
 
+.PHONY: tools
+tools:
+	@hack/test-assets.sh >/dev/null
+	@hack/test-assets.sh helm >/dev/null
+	@hack/test-assets.sh pebble >/dev/null
+	@hack/test-assets.sh cmcontroller >/dev/null
+
+# The end-to-end suite mostly waits (cert-manager sleeps 60 s after each DNS-01
+# self check), so it runs beside the integration tests; each one's output is
+# printed when it ends.
 .PHONY: test
-test: test-unit test-integration test-e2e
+test: tools
+	@$(MAKE) --no-print-directory test-unit
+	@echo "running the integration and end-to-end suites side by side (output follows as each ends)"
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-integration test-e2e
 
 .PHONY: lint
 lint:

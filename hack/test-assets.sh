@@ -28,6 +28,11 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/cert-manager-webhook-exec/bin
 
 log() { printf '[test-assets] %s\n' "$*" >&2; }
 
+# One build at a time: parallel make targets may ask for the same binary.
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+
 # build OUT MODDIR PKG EXPECTED LDFLAGS: go build PKG inside MODDIR into OUT,
 # printing a heartbeat so a cold build is visibly alive.
 build() {

@@ -110,6 +110,18 @@ func TestInstallOnAPIServer(t *testing.T) {
 			certManager := "system:serviceaccount:cert-manager:cert-manager"
 			check(certManager, []string{"create exec." + group}, true)
 			check(certManager, []string{"create other." + group, "get exec." + group}, false)
+			if name == "existing-configmap.yaml" {
+				prometheus := "system:serviceaccount:monitoring:prometheus-k8s"
+				if !canINonResource(t, cp, prometheus, "/metrics") {
+					t.Errorf("%s may not get /metrics", prometheus)
+				}
+				if canINonResource(t, cp, prometheus, "/debug/pprof") {
+					t.Errorf("%s may get /debug/pprof", prometheus)
+				}
+				if other := "system:serviceaccount:monitoring:other"; canINonResource(t, cp, other, "/metrics") {
+					t.Errorf("%s may get /metrics without the binding", other)
+				}
+			}
 		})
 	}
 }
@@ -136,6 +148,20 @@ func canI(t *testing.T, cp *testbed.ControlPlane, user, entry string) bool {
 	got, err := cp.Kube.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), sar, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("SubjectAccessReview %q: %v", entry, err)
+	}
+	return got.Status.Allowed
+}
+
+// canINonResource asks whether user may get a non-resource URL.
+func canINonResource(t *testing.T, cp *testbed.ControlPlane, user, path string) bool {
+	t.Helper()
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: user, Groups: []string{"system:serviceaccounts", "system:authenticated"},
+		NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: path, Verb: "get"},
+	}}
+	got, err := cp.Kube.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), sar, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return got.Status.Allowed
 }
