@@ -169,20 +169,12 @@ func (c *checker) run(ctx context.Context) error {
 
 // timeoutStep runs `program timeout` and returns the settings the webhook would use.
 func (c *checker) timeoutStep(ctx context.Context) propagationSettings {
-	p := c.program
-	defaults := propagationSettings{
-		Timeout: p.Propagation.Timeout, TimeoutSource: p.Propagation.TimeoutSource,
-		Interval: p.Propagation.Interval, IntervalSource: p.Propagation.IntervalSource,
-	}
-	c.say("\n$ %s timeout", p.Path)
+	c.say("\n$ %s timeout", c.program.Path)
 	runCtx, cancel := context.WithTimeout(ctx, timeoutQueryDeadline)
 	defer cancel()
 	res, err := runProgram(runCtx, c.invocation(ActionTimeout, []string{string(ActionTimeout)}))
 	c.printOutput(res)
-	settings := defaults
-	if err == nil {
-		settings, err = parseTimeoutAnswer(strings.Join(res.Stdout, "\n"), defaults)
-	}
+	settings, err := timeoutSettings(c.program, res, err)
 	if err != nil {
 		c.say("  no usable answer (%v); defaults are used where needed", err)
 	}

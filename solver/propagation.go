@@ -55,6 +55,19 @@ func parseTimeoutAnswer(stdout string, defaults propagationSettings) (propagatio
 	return settings, nil
 }
 
+// timeoutSettings turns a run of `program timeout` into the settings the
+// program's propagation wait uses, and says why defaults were used, if they were.
+func timeoutSettings(p *Program, res runResult, runErr error) (propagationSettings, error) {
+	defaults := propagationSettings{
+		Timeout: p.Propagation.Timeout, TimeoutSource: p.Propagation.TimeoutSource,
+		Interval: p.Propagation.Interval, IntervalSource: p.Propagation.IntervalSource,
+	}
+	if runErr != nil {
+		return defaults, runErr
+	}
+	return parseTimeoutAnswer(strings.Join(res.Stdout, "\n"), defaults)
+}
+
 func positiveSeconds(v *float64) (time.Duration, bool) {
 	if v == nil || *v <= 0 || *v > float64(24*time.Hour/time.Second) {
 		return 0, false

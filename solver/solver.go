@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,8 +35,6 @@ type Solver struct {
 	locks     *zoneLocks
 	presented *presentedRecords
 	current   atomic.Pointer[state]
-	// draining refuses new runs once shutdown began.
-	draining atomic.Bool
 	// initMu serialises Initialize, which the conformance suite calls repeatedly.
 	initMu sync.Mutex
 }
@@ -122,12 +119,6 @@ func (s *Solver) Initialize(kubeConfig *rest.Config, stop <-chan struct{}) error
 		s.log.Info("zones are serialised across replicas with Leases", "namespace", ns, "identity", c.leases.identity)
 	}
 	configLoaded.Set(1)
-	s.draining.Store(false)
-	go func() {
-		<-stop
-		// The API server is shutting down: refuse new runs, let running ones finish.
-		s.draining.Store(true)
-	}()
 	st := s.newState(c, cfg)
 	if s.locks == nil {
 		s.locks = newZoneLocks(cfg.MaxConcurrentRuns)
@@ -169,6 +160,17 @@ func (s *Solver) newState(c *cluster, cfg *Config) *state {
 	return st
 }
 
+// stopping reports whether the API server began shutting down: new runs are
+// refused then, running ones finish.
+func (c *cluster) stopping() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
+}
+
 func (c *cluster) challengeFinder() (*challengeFinder, error) {
 	c.finderOnce.Do(func() {
 		c.finder, c.finderErr = newChallengeFinder(c.cm, c.kube, c.log, c.stop)
@@ -178,19 +180,12 @@ func (c *cluster) challengeFinder() (*challengeFinder, error) {
 
 // askTimeout runs `program timeout` once and logs which source each setting came from.
 func (s *Solver) askTimeout(p *Program) propagationSettings {
-	defaults := propagationSettings{
-		Timeout: p.Propagation.Timeout, TimeoutSource: p.Propagation.TimeoutSource,
-		Interval: p.Propagation.Interval, IntervalSource: p.Propagation.IntervalSource,
-	}
 	log := s.log.WithValues("program", p.Name, "action", ActionTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), timeoutQueryDeadline)
 	defer cancel()
 	env := buildEnvironment(p, s.workDir, runContext{Action: ActionTimeout}, nil, s.environ())
 	res, err := s.run(ctx, invocation{program: p, action: ActionTimeout, args: []string{string(ActionTimeout)}, env: env, dir: s.workDir, log: log})
-	settings := defaults
-	if err == nil {
-		settings, err = parseTimeoutAnswer(strings.Join(res.Stdout, "\n"), defaults)
-	}
+	settings, err := timeoutSettings(p, res, err)
 	if err != nil {
 		log.V(1).Info("program gave no usable timeout answer; using defaults where needed", "reason", err.Error())
 	}
@@ -333,7 +328,7 @@ func zoneOf(resolvedZone, fqdn string) string {
 // program that serialises per zone, the zone's in-process lock and, with
 // several replicas, its Lease. Waiting counts against the call's budget.
 func (s *Solver) lockZone(ctx context.Context, c *cluster, p *Program, zone string) (func(), error) {
-	if s.draining.Load() {
+	if c.stopping() {
 		return nil, errors.New("the webhook is shutting down; cert-manager will retry on another replica")
 	}
 	busy := fmt.Errorf("zone %s busy: other runs held it for the whole request budget (%s); cert-manager will retry", zone, RequestBudget)
