@@ -21,6 +21,27 @@ type interval struct {
 
 func (a interval) overlaps(b interval) bool { return a.start < b.end && b.start < a.end }
 
+// checkZoneOverlaps requires want runs of which none in one zone overlap
+// and, with crossZone, some in different zones do.
+func checkZoneOverlaps(t *testing.T, runs []interval, want int, crossZone bool) {
+	t.Helper()
+	if len(runs) != want {
+		t.Fatalf("%d runs recorded, want %d", len(runs), want)
+	}
+	overlappedAcrossZones := false
+	for i, a := range runs {
+		for _, b := range runs[i+1:] {
+			if a.overlaps(b) && a.zone == b.zone {
+				t.Errorf("runs in zone %s overlapped", a.zone)
+			}
+			overlappedAcrossZones = overlappedAcrossZones || (a.overlaps(b) && a.zone != b.zone)
+		}
+	}
+	if crossZone && !overlappedAcrossZones {
+		t.Error("runs in different zones never overlapped")
+	}
+}
+
 func readIntervals(t *testing.T, path string) []interval {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -76,23 +97,7 @@ programs:
 					t.Errorf("Present %s: %v", names[i], err)
 				}
 			}
-			runs := readIntervals(t, intervalLog)
-			if len(runs) != 60 {
-				t.Fatalf("%d runs recorded, want 60", len(runs))
-			}
-			crossZone := false
-			for i, a := range runs {
-				for _, b := range runs[i+1:] {
-					overlap := a.overlaps(b)
-					if overlap && a.zone == b.zone {
-						t.Fatalf("runs in zone %s overlapped", a.zone)
-					}
-					crossZone = crossZone || overlap
-				}
-			}
-			if tc.zones > 1 && !crossZone {
-				t.Error("runs in different zones never overlapped")
-			}
+			checkZoneOverlaps(t, readIntervals(t, intervalLog), 60, tc.zones > 1)
 		})
 	}
 }

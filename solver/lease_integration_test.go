@@ -78,23 +78,7 @@ programs:
 			t.Fatal(err)
 		}
 	}
-	runs := readIntervals(t, intervalLog)
-	if len(runs) != 8 {
-		t.Fatalf("%d runs, want 8", len(runs))
-	}
-	crossZone := false
-	for i, a := range runs {
-		for _, b := range runs[i+1:] {
-			overlap := a.overlaps(b)
-			if overlap && a.zone == b.zone {
-				t.Errorf("runs in zone %s overlapped across replicas", a.zone)
-			}
-			crossZone = crossZone || overlap
-		}
-	}
-	if !crossZone {
-		t.Error("runs in different zones never overlapped")
-	}
+	checkZoneOverlaps(t, readIntervals(t, intervalLog), 8, true)
 	lease, err := cp.Kube.CoordinationV1().Leases(leaseNamespace).Get(context.Background(), leaseName("a.example."), metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ func TestInstallOnAPIServer(t *testing.T) {
 		out, err := exec.Command(os.Getenv("TEST_ASSET_KUBECTL"), append([]string{"--kubeconfig", kubeconfig}, args...)...).CombinedOutput()
 		return strings.TrimSpace(string(out)), err
 	}
-	if out, err := kubectl(t, "apply", "-f", filepath.Join(repoRoot(t), "testdata", "chart", "crds", "servicemonitor.yaml")); err != nil {
+	if out, err := kubectl(t, "apply", "-f", filepath.Join(testbed.RepoRoot(t), "testdata", "chart", "crds", "servicemonitor.yaml")); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
 
@@ -74,7 +74,7 @@ func TestInstallOnAPIServer(t *testing.T) {
 		},
 	}
 	t.Run("deploy/examples", func(t *testing.T) {
-		if out, err := kubectl(t, "apply", "--dry-run=server", "-f", filepath.Join(repoRoot(t), "deploy", "examples")); err != nil {
+		if out, err := kubectl(t, "apply", "--dry-run=server", "-f", filepath.Join(testbed.RepoRoot(t), "deploy", "examples")); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
 	})

@@ -22,23 +22,14 @@ var update = flag.Bool("update", false, "rewrite the golden files and deploy/ ma
 
 const releaseNamespace = "cert-manager"
 
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
 func chartDir(t testing.TB) string {
-	return filepath.Join(repoRoot(t), "charts", "cert-manager-webhook-exec")
+	return filepath.Join(testbed.RepoRoot(t), "charts", "cert-manager-webhook-exec")
 }
 
 // helm runs the cached helm binary and returns stdout, or the error with stderr.
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(testbed.Asset(t, repoRoot(t), "helm"), args...)
+	cmd := exec.Command(testbed.Asset(t, testbed.RepoRoot(t), "helm"), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
@@ -57,7 +48,7 @@ func (e *helmError) Error() string { return e.err.Error() + ": " + strings.TrimS
 
 func valueSets(t *testing.T) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(repoRoot(t), "testdata", "chart", "values", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join(testbed.RepoRoot(t), "testdata", "chart", "values", "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no value sets: %v", err)
 	}
@@ -87,7 +78,7 @@ func TestGoldenRenders(t *testing.T) {
 	for _, values := range valueSets(t) {
 		name := filepath.Base(values)
 		t.Run(name, func(t *testing.T) {
-			golden := filepath.Join(repoRoot(t), "testdata", "chart", "golden", name)
+			golden := filepath.Join(testbed.RepoRoot(t), "testdata", "chart", "golden", name)
 			compareOrUpdate(t, golden, render(t, values))
 		})
 	}
@@ -96,10 +87,10 @@ func TestGoldenRenders(t *testing.T) {
 // TestDeployManifestsCurrent keeps deploy/ equal to the chart rendered with
 // its default values (regenerate with `make deploy-manifests`).
 func TestDeployManifestsCurrent(t *testing.T) {
-	path := filepath.Join(repoRoot(t), "deploy", "cert-manager-webhook-exec.yaml")
+	path := filepath.Join(testbed.RepoRoot(t), "deploy", "cert-manager-webhook-exec.yaml")
 	header := "# Rendered from charts/cert-manager-webhook-exec with its default values and\n" +
 		"# groupName=acme.example.com in namespace cert-manager. Regenerate: make deploy-manifests\n"
-	compareOrUpdate(t, path, header+render(t, filepath.Join(repoRoot(t), "testdata", "chart", "values", "default.yaml")))
+	compareOrUpdate(t, path, header+render(t, filepath.Join(testbed.RepoRoot(t), "testdata", "chart", "values", "default.yaml")))
 }
 
 func compareOrUpdate(t *testing.T, path, got string) {

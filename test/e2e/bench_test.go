@@ -26,7 +26,7 @@ import (
 // `samples` of each path.
 func BenchmarkWebhookProcess(b *testing.B) {
 	const samples = 300
-	root := repoRoot(b)
+	root := testbed.RepoRoot(b)
 	cp := testbed.StartControlPlane(b, testbed.ControlPlaneOptions{Aggregation: true})
 	cfgPath := filepath.Join(b.TempDir(), "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte("programs:\n- name: bin-true\n  path: /bin/true\n"), 0o600); err != nil {

@@ -26,17 +26,8 @@ import (
 
 const readyTimeout = 5 * time.Minute
 
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
 func TestEndToEnd(t *testing.T) {
-	root := repoRoot(t)
+	root := testbed.RepoRoot(t)
 	logDir := t.TempDir()
 	argvLog := filepath.Join(t.TempDir(), "raw-argv")
 	var vars map[string]string
@@ -98,7 +89,7 @@ func scenarios(t *testing.T, stack *testbed.Stack, root, argvLog string, vars ma
 			t.Fatal(err)
 		}
 		var presents, cleanups int
-		for _, call := range readCalls(t, argvLog) {
+		for _, call := range testbed.ReadCalls(t, argvLog) {
 			if len(call) != 5 || call[1] != "--" || call[2] != "raw.example.com" {
 				t.Errorf("unexpected RAW argv %q", call)
 				continue
@@ -205,21 +196,6 @@ func readConfigTemplate(t testing.TB, root string) string {
 		t.Fatal(err)
 	}
 	return string(data)
-}
-
-func readCalls(t *testing.T, path string) [][]string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var calls [][]string
-	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
-		if line != "" {
-			calls = append(calls, strings.Split(strings.TrimSuffix(line, "\x00"), "\x00"))
-		}
-	}
-	return calls
 }
 
 func sorted(s []string) []string {

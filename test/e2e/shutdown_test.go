@@ -23,7 +23,7 @@ import (
 // runs for a Present: the Present completes, the zone's Lease is released,
 // and the process exits.
 func TestGracefulShutdown(t *testing.T) {
-	root := repoRoot(t)
+	root := testbed.RepoRoot(t)
 	cp := testbed.StartControlPlane(t, testbed.ControlPlaneOptions{Aggregation: true})
 	intervalLog := filepath.Join(t.TempDir(), "intervals")
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")

@@ -19,7 +19,7 @@ import (
 // record at the name fails with the hint for that mistake. The TSIG secret
 // comes from the environment, as secretEnv values do for `check`.
 func TestCheckCommand(t *testing.T) {
-	root := repoRoot(t)
+	root := testbed.RepoRoot(t)
 	bind := testbed.StartBIND(t, zone)
 	dir := testbed.Render(t, filepath.Join(root, "testdata", "check"), map[string]string{
 		"REPO": root, "BIND_PORT": strconv.Itoa(bind.Port), "TSIG_KEY_NAME": bind.KeyName,

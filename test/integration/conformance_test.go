@@ -19,27 +19,17 @@ import (
 
 const zone = "example.com."
 
-// repoRoot is the module root, for testdata and examples.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
 // renderSolverConfig writes the conformance solver config for bind and
 // returns getenv for a solver that reads it.
 func renderSolverConfig(t *testing.T, bind *testbed.BIND) (vars map[string]string, getenv func(string) string) {
 	t.Helper()
 	vars = map[string]string{
-		"REPO":          repoRoot(t),
+		"REPO":          testbed.RepoRoot(t),
 		"BIND_PORT":     strconv.Itoa(bind.Port),
 		"TSIG_KEY_NAME": bind.KeyName,
 		"TSIG_SECRET":   bind.KeySecret,
 	}
-	dir := testbed.Render(t, filepath.Join(repoRoot(t), "testdata", "conformance", "solver"), vars)
+	dir := testbed.Render(t, filepath.Join(testbed.RepoRoot(t), "testdata", "conformance", "solver"), vars)
 	env := map[string]string{solver.EnvConfig: filepath.Join(dir, "config.yaml")}
 	return vars, func(name string) string { return env[name] }
 }
@@ -53,7 +43,7 @@ func TestConformance(t *testing.T) {
 	vars, getenv := renderSolverConfig(t, bind)
 	for _, variant := range []string{"fixed-credentials", "issuer-secret"} {
 		t.Run(variant, func(t *testing.T) {
-			manifests := testbed.Render(t, filepath.Join(repoRoot(t), "testdata", "conformance", variant), vars)
+			manifests := testbed.Render(t, filepath.Join(testbed.RepoRoot(t), "testdata", "conformance", variant), vars)
 			fixture := acmetest.NewFixture(solver.New(solver.WithGetenv(getenv)),
 				acmetest.SetResolvedZone(zone),
 				acmetest.SetResolvedFQDN("_acme-challenge.conformance."+zone),

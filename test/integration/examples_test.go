@@ -17,7 +17,7 @@ import (
 // server: PowerDNS's HTTP API, an acme.sh-style hook through the adapter, and
 // a lego rfc2136 script configured only by lego's variables (EXEC_PATH).
 func TestExamplePrograms(t *testing.T) {
-	root := repoRoot(t)
+	root := testbed.RepoRoot(t)
 	bind := testbed.StartBIND(t, zone)
 	pdns := testbed.StartPowerDNS(t, "example.net", t.TempDir())
 	dir := testbed.Render(t, filepath.Join(root, "testdata", "examples"), map[string]string{

@@ -155,7 +155,7 @@ programs:
   mode: RAW
   path: %s/testdata/programs/record-argv.sh
   env: {ARGV_LOG: %s}
-`, repoRoot(t), argvLog)), 0o600); err != nil {
+`, testbed.RepoRoot(t), argvLog)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := solver.New(solver.WithGetenv(func(k string) string {
@@ -206,7 +206,7 @@ programs:
 			if got := errString(err); got != tc.wantErr {
 				t.Fatalf("error = %q, want %q", got, tc.wantErr)
 			}
-			calls := readCalls(t, argvLog)
+			calls := testbed.ReadCalls(t, argvLog)
 			if tc.wantArgv == nil {
 				if len(calls) != 0 {
 					t.Errorf("the program ran: %q", calls)
@@ -242,23 +242,4 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// readCalls returns the calls recorded by testdata/programs/record-argv.sh.
-func readCalls(t *testing.T, path string) [][]string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var calls [][]string
-	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
-		if line != "" {
-			calls = append(calls, strings.Split(strings.TrimSuffix(line, "\x00"), "\x00"))
-		}
-	}
-	return calls
 }

@@ -44,7 +44,7 @@ programs:
   path: %[1]s/testdata/programs/use-token.sh
   env: {TOKEN_LOG: %[2]s, FAIL: "yes"}
   secretEnv: [API_TOKEN]
-`, repoRoot(t), tokenLog)), 0o600); err != nil {
+`, testbed.RepoRoot(t), tokenLog)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var logMu sync.Mutex
