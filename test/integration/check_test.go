@@ -80,3 +80,18 @@ func TestCheckCommand(t *testing.T) {
 		t.Errorf("records left behind: %q", left)
 	}
 }
+
+// TestWebhookNeedsGroupName: the server refuses to start without GROUP_NAME.
+func TestWebhookNeedsGroupName(t *testing.T) {
+	cmd := exec.Command(testbed.BuildWebhook(t, testbed.RepoRoot(t), t.TempDir()))
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	out, err := cmd.CombinedOutput()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
+		t.Fatalf("exit: %v", err)
+	}
+	want := "GROUP_NAME must be set to the API group the webhook serves (the Issuer's webhook.groupName), e.g. acme.example.com\n"
+	if string(out) != want {
+		t.Errorf("output = %q, want %q", out, want)
+	}
+}
