@@ -280,12 +280,23 @@ func cleanJSONError(err error) error {
 			field = field[i+1:]
 		}
 		if field == "" {
-			return fmt.Errorf("expected %s, got a %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+			return fmt.Errorf("expected %s, got %s", jsonKind(typeErr.Type.Kind().String()), withArticle(typeErr.Value))
 		}
-		return fmt.Errorf("%s: expected %s, got a %s", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		return fmt.Errorf("%s: expected %s, got %s", field, jsonKind(typeErr.Type.Kind().String()), withArticle(typeErr.Value))
 	}
 	msg := strings.TrimPrefix(err.Error(), "json: ")
 	return errors.New(msg)
+}
+
+// withArticle names a JSON value kind ("array", "object", ...) for a message.
+func withArticle(kind string) string {
+	if kind == "" {
+		return "a value"
+	}
+	if strings.ContainsRune("aeiou", rune(kind[0])) {
+		return "an " + kind
+	}
+	return "a " + kind
 }
 
 func jsonKind(goKind string) string {

@@ -73,12 +73,12 @@ func TestParseConfigErrors(t *testing.T) {
 		"passEnv HOME": {"programs:\n- name: a\n  path: " + ok + "\n  passEnv: [HOME]",
 			`programs[0] ("a"): passEnv[0]: HOME is set by the webhook for every run and cannot be passed through`},
 		"env value not string": {"programs:\n- name: a\n  path: " + ok + "\n  env: {A: [1]}",
-			`programs[0] ("a"): env: expected a string, got a array`},
+			`programs[0] ("a"): env: expected a string, got an array`},
 		"bad serialize": {"programs:\n- name: a\n  path: " + ok + "\n  serialize: zones",
 			`programs[0] ("a"): serialize: "zones" is not supported; use "zone" (the default) or "none"`},
 		"maxConcurrentRuns zero": {"maxConcurrentRuns: 0\nprograms:\n- name: a\n  path: " + ok,
 			`maxConcurrentRuns: 0 must be at least 1`},
-		"programs not a list": {"programs: {a: b}", `programs: expected a list, got a object`},
+		"programs not a list": {"programs: {a: b}", `programs: expected a list, got an object`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -51,7 +51,7 @@ programs:
 		"malformed": {json: `{"program":`,
 			wantErr: "issuer config: unexpected EOF"},
 		"wrong type": {json: `{"program":["a"]}`,
-			wantErr: "issuer config: program: expected a string, got a array"},
+			wantErr: "issuer config: program: expected a string, got an array"},
 		"trailing data": {json: `{"program":"plain"} {}`,
 			wantErr: "issuer config: unexpected data after the document"},
 		"oversized": {json: `{"program":"plain","x":"` + strings.Repeat("a", 17000) + `"}`,
