@@ -19,8 +19,9 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// DefaultConfigPath is where the chart mounts the solver config ConfigMap.
-const DefaultConfigPath = "/etc/cert-manager-webhook-exec/config.yaml"
+// DefaultConfigPath is where the chart mounts the solver config ConfigMap (a
+// directory, so that ConfigMap updates reach the webhook).
+const DefaultConfigPath = "/etc/cert-manager-webhook-exec/config/config.yaml"
 
 // Names of the webhook's own environment settings.
 const (
