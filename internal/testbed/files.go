@@ -46,3 +46,37 @@ func ReadCalls(t TB, path string) [][]string {
 	}
 	return calls
 }
+
+// Render copies the files of srcDir into a new directory, expanding ${NAME}
+// from vars, and returns the new directory.
+func Render(t TB, srcDir string, vars map[string]string) string {
+	t.Helper()
+	dst := t.TempDir()
+	entries, err := os.ReadDir(srcDir)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(srcDir, e.Name()))
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		expanded := Expand(t, string(data), vars)
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), []byte(expanded), 0o600); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+	return dst
+}
+
+// Expand replaces ${NAME} in text from vars; a name without a value is fatal.
+func Expand(t TB, text string, vars map[string]string) string {
+	t.Helper()
+	return os.Expand(text, func(name string) string {
+		v, ok := vars[name]
+		if !ok {
+			t.Fatalf("${%s} has no value", name)
+		}
+		return v
+	})
+}
