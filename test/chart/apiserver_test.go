@@ -73,6 +73,7 @@ func TestInstallOnAPIServer(t *testing.T) {
 			denied: append([]string{"get secrets -n cert-manager", "get secrets -n team-a"}, noRaw...),
 		},
 	}
+	t.Run("README", func(t *testing.T) { readmeInstall(t, cp, kubeconfig, kubectl) })
 	t.Run("deploy/examples", func(t *testing.T) {
 		if out, err := kubectl(t, "apply", "--dry-run=server", "-f", filepath.Join(testbed.RepoRoot(t), "deploy", "examples")); err != nil {
 			t.Fatalf("%v: %s", err, out)
