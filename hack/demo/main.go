@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -97,38 +98,63 @@ func subjectOrEmpty(s string) string {
 	return s
 }
 
-// watchChallenges prints each Challenge's state as it changes.
+// watchChallenges prints cert-manager's events on the Challenges and each
+// Challenge's status as it changes. The events come first: cert-manager writes
+// a DNS-01 Challenge's status only after its 60 s wait for propagation.
 func watchChallenges(stack *testbed.Stack) func() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		seen := map[string]string{}
-		for ctx.Err() == nil {
-			list, err := stack.CP.CM.AcmeV1().Challenges("demo").List(ctx, metav1.ListOptions{})
-			if err == nil {
-				for _, ch := range list.Items {
-					name := ch.Spec.DNSName
-					if ch.Spec.Wildcard {
-						name = "*." + name
-					}
-					state := fmt.Sprintf("presented=%v state=%s", ch.Status.Presented, ch.Status.State)
-					if ch.Status.Reason != "" && ch.Status.State != "valid" {
-						state += " reason=" + strconv.Quote(ch.Status.Reason)
-					}
-					if seen[ch.Name] != state {
-						seen[ch.Name] = state
-						fmt.Printf("  challenge %-20s %s\n", name, state)
-					}
+	ctx := context.Background()
+	names := map[string]string{}  // Challenge name → its DNS name, "*." for a wildcard
+	states := map[string]string{} // Challenge name → last printed status
+	printedEvents := map[string]bool{}
+	explainedWait := false
+	poll := func() {
+		if list, err := stack.CP.CM.AcmeV1().Challenges("demo").List(ctx, metav1.ListOptions{}); err == nil {
+			for _, ch := range list.Items {
+				names[ch.Name] = ch.Spec.DNSName
+				if ch.Spec.Wildcard {
+					names[ch.Name] = "*." + ch.Spec.DNSName
+				}
+				state := fmt.Sprintf("status presented=%v state=%s", ch.Status.Presented, cmp.Or(string(ch.Status.State), "(none yet)"))
+				if ch.Status.Reason != "" && ch.Status.State != "valid" {
+					state += " reason=" + strconv.Quote(ch.Status.Reason)
+				}
+				if states[ch.Name] != state {
+					states[ch.Name] = state
+					fmt.Printf("  challenge %-20s %s\n", names[ch.Name], state)
 				}
 			}
+		}
+		if events, err := stack.CP.Kube.CoreV1().Events("demo").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Challenge"}); err == nil {
+			for _, ev := range events.Items {
+				key := fmt.Sprintf("%s/%d", ev.UID, ev.Count)
+				if printedEvents[key] {
+					continue
+				}
+				printedEvents[key] = true
+				name := cmp.Or(names[ev.InvolvedObject.Name], ev.InvolvedObject.Name)
+				fmt.Printf("  challenge %-20s event %s: %s\n", name, ev.Reason, ev.Message)
+				if ev.Reason == "Presented" && !explainedWait {
+					explainedWait = true
+					fmt.Println("    (the webhook ran examples/nsupdate.sh present; cert-manager now checks the TXT record,")
+					fmt.Println("     then waits 60 s before it asks the ACME server to validate)")
+				}
+			}
+		}
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			poll()
 			select {
-			case <-ctx.Done():
+			case <-stop:
+				poll() // a last look, so the final state and events are shown
+				return
 			case <-time.After(time.Second):
 			}
 		}
 	}()
-	return func() { cancel(); <-done }
+	return func() { close(stop); <-done }
 }
 
 // demo implements testbed.TB outside `go test`: failures print and stop.
