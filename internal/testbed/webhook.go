@@ -160,19 +160,21 @@ func (w *Webhook) waitReady(t TB, started time.Time) {
 // Pid returns the process id.
 func (w *Webhook) Pid() int { return w.cmd.Process.Pid }
 
-// RSS returns the webhook process's resident memory in bytes.
-func (w *Webhook) RSS(t TB) int64 {
+// Memory returns a memory figure of the webhook process in bytes: field is a
+// kB line of /proc/PID/status, such as VmRSS (resident), RssAnon (heap and
+// stacks) or RssFile (mapped files, mostly the binary's code).
+func (w *Webhook) Memory(t TB, field string) int64 {
 	t.Helper()
 	data := readFile(t, "/proc/"+strconv.Itoa(w.cmd.Process.Pid)+"/status")
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			if err == nil {
 				return kb * 1024
 			}
 		}
 	}
-	t.Fatalf("no VmRSS for the webhook")
+	t.Fatalf("no %s for the webhook", field)
 	return 0
 }
 

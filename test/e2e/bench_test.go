@@ -35,7 +35,7 @@ func BenchmarkWebhookProcess(b *testing.B) {
 	webhook := testbed.StartWebhook(b, cp, testbed.BuildWebhook(b, root, b.TempDir()), "acme.bench.example", "cert-manager", b.TempDir(),
 		[]string{"EXEC_CONFIG=" + cfgPath})
 	time.Sleep(3 * time.Second)
-	idleRSS := webhook.RSS(b)
+	idleRSS, idleAnon := webhook.Memory(b, "VmRSS"), webhook.Memory(b, "RssAnon")
 
 	inProcess := solver.New(solver.WithGetenv(func(k string) string { return map[string]string{solver.EnvConfig: cfgPath}[k] }))
 	stop := make(chan struct{})
@@ -83,11 +83,12 @@ func BenchmarkWebhookProcess(b *testing.B) {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(webhook.StartToReady.Seconds(), "start-to-ready-s")
 	b.ReportMetric(float64(idleRSS)/(1<<20), "idle-rss-MiB")
+	b.ReportMetric(float64(idleAnon)/(1<<20), "idle-rss-anon-MiB")
 	b.ReportMetric(ms(percentile(local, 50)), "in-process-p50-ms")
 	b.ReportMetric(ms(percentile(api, 50)), "via-apiserver-p50-ms")
 	b.ReportMetric(ms(percentile(api, 50)-percentile(local, 50)), "added-p50-ms")
 	b.ReportMetric(ms(percentile(api, 99)-percentile(local, 99)), "added-p99-ms")
-	b.ReportMetric(float64(webhook.RSS(b))/(1<<20), "rss-after-MiB")
+	b.ReportMetric(float64(webhook.Memory(b, "VmRSS"))/(1<<20), "rss-after-MiB")
 }
 
 func percentile(samples []time.Duration, p int) time.Duration {
