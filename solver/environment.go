@@ -1,6 +1,7 @@
 package solver
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 )
@@ -155,46 +156,94 @@ func lookupEnv(environ []string, name string) (string, bool) {
 	return "", false
 }
 
-// redactor replaces secret values (and each line of a multi-line one) in text.
+// redactor hides secret values in text. It replaces the union of every
+// occurrence of every value, overlapping ones included: with leftmost-first
+// replacement a tenant's value that starts just before an admin's value in
+// the output would be replaced alone and leave the admin's value visible.
 type redactor struct {
-	replacer *strings.Replacer
-	// longest is the length of the longest redacted value.
+	// values are the trimmed secret values and their lines, each at least
+	// minSecretLength long.
+	values []string
+	// longest is the length of the longest value.
 	longest int
 }
 
 func newRedactor(secrets []string) redactor {
-	var pairs []string
-	longest := 0
+	var r redactor
 	seen := map[string]bool{}
 	add := func(s string) {
+		// Trimmed: a Secret created from a file often ends in a newline
+		// (cert-manager#1385) that the program's output does not repeat.
 		s = strings.TrimSpace(s)
 		if len(s) < minSecretLength || seen[s] {
 			return
 		}
 		seen[s] = true
-		pairs = append(pairs, s, "[REDACTED]")
-		longest = max(longest, len(s))
+		r.values = append(r.values, s)
+		r.longest = max(r.longest, len(s))
 	}
-	// Longest first, so a value is hidden whole before its lines are.
-	sorted := slices.Clone(secrets)
-	slices.SortFunc(sorted, func(a, b string) int { return len(b) - len(a) })
-	for _, s := range sorted {
+	for _, s := range secrets {
 		add(s)
-	}
-	for _, s := range sorted {
+		// Output is redacted line by line, so a multi-line value shows up a line at a time.
 		for line := range strings.Lines(s) {
 			add(line)
 		}
 	}
-	if len(pairs) == 0 {
-		return redactor{}
-	}
-	return redactor{replacer: strings.NewReplacer(pairs...), longest: longest}
+	return r
 }
 
+// redact replaces each stretch of s that secret values cover with [REDACTED].
 func (r redactor) redact(s string) string {
-	if r.replacer == nil {
-		return s
+	out, _ := r.redactPrefix(s, len(s))
+	return out
+}
+
+// redactPrefix redacts s and returns its first keep bytes; a redacted stretch
+// that reaches past keep is replaced whole. It also returns how many bytes of
+// s the result stands for.
+func (r redactor) redactPrefix(s string, keep int) (string, int) {
+	var b strings.Builder
+	pos := 0
+	for _, sp := range r.covered(s) {
+		if sp.start >= keep {
+			break
+		}
+		b.WriteString(s[pos:sp.start])
+		b.WriteString("[REDACTED]")
+		pos = sp.end
 	}
-	return r.replacer.Replace(s)
+	if pos < keep {
+		b.WriteString(s[pos:keep])
+		pos = keep
+	}
+	return b.String(), pos
+}
+
+// span is the byte range [start, end) of a string.
+type span struct{ start, end int }
+
+// covered returns the stretches of s that secret values cover, in order,
+// overlapping occurrences merged into one.
+func (r redactor) covered(s string) []span {
+	var found []span
+	for _, v := range r.values {
+		for i := 0; ; {
+			j := strings.Index(s[i:], v)
+			if j < 0 {
+				break
+			}
+			found = append(found, span{i + j, i + j + len(v)})
+			i += j + 1
+		}
+	}
+	slices.SortFunc(found, func(a, b span) int { return cmp.Compare(a.start, b.start) })
+	merged := found[:0]
+	for _, sp := range found {
+		if n := len(merged); n > 0 && sp.start < merged[n-1].end {
+			merged[n-1].end = max(merged[n-1].end, sp.end)
+			continue
+		}
+		merged = append(merged, sp)
+	}
+	return merged
 }

@@ -58,17 +58,31 @@ func TestBuildEnvironmentLegacyPassesEverything(t *testing.T) {
 }
 
 func TestRedactor(t *testing.T) {
-	r := newRedactor([]string{"s3cr3t-value", "abc", "line-one-secret\nline-two-secret\n", ""})
-	tests := map[string]struct{ in, want string }{
-		"whole value":                      {"token=s3cr3t-value;", "token=[REDACTED];"},
-		"short not redacted":               {"abc", "abc"},
-		"each line of a multi-line secret": {"got line-two-secret here", "got [REDACTED] here"},
-		"repeated":                         {"s3cr3t-values3cr3t-value", "[REDACTED][REDACTED]"},
-		"nothing":                          {"plain output", "plain output"},
+	const admin = "ghp_SuperSecretAdminToken123"
+	multiLine := "line-one-secret\nline-two-secret\n"
+	tests := map[string]struct {
+		secrets []string
+		in      string
+		want    string
+	}{
+		"whole value":                          {[]string{"s3cr3t-value"}, "token=s3cr3t-value;", "token=[REDACTED];"},
+		"short not redacted":                   {[]string{"abc"}, "abc", "abc"},
+		"empty value":                          {[]string{""}, "plain output", "plain output"},
+		"each line of a multi-line secret":     {[]string{multiLine}, "got line-two-secret here", "got [REDACTED] here"},
+		"repeated":                             {[]string{"s3cr3t-value"}, "s3cr3t-values3cr3t-value", "[REDACTED][REDACTED]"},
+		"nothing":                              {[]string{"s3cr3t-value"}, "plain output", "plain output"},
+		"trailing newline (cert-manager#1385)": {[]string{"tsig-secret-value\n"}, "key tsig-secret-value used", "key [REDACTED] used"},
+		"tenant value overlapping the start of an admin value": {
+			[]string{admin, "token ghp_"}, "error: token ghp_SuperSecretAdminToken123 rejected", "error: [REDACTED] rejected"},
+		"tenant value overlapping the end of an admin value": {
+			[]string{admin, "Token123 rejected"}, "error: token ghp_SuperSecretAdminToken123 rejected", "error: token [REDACTED]"},
+		"tenant value inside an admin value": {
+			[]string{admin, "Secret"}, "error: token ghp_SuperSecretAdminToken123 rejected", "error: token [REDACTED] rejected"},
+		"overlapping occurrences of one value": {[]string{"abcabc"}, "xabcabcabcx", "x[REDACTED]x"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := r.redact(tc.in); got != tc.want {
+			if got := newRedactor(tc.secrets).redact(tc.in); got != tc.want {
 				t.Errorf("redact(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})

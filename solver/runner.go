@@ -298,11 +298,15 @@ func (s *streamCapture) add(line string, extra int) {
 		return
 	}
 	if extra > 0 {
-		// A secret may straddle the cut: drop as much as the longest secret.
-		line = line[:max(len(line)-s.redact.longest, 0)]
-		extra += s.redact.longest
+		// The line goes on past what was read, so a secret may straddle the
+		// end with only its start visible: drop as much as the longest
+		// secret; a secret the cut goes through is redacted whole.
+		redacted, used := s.redact.redactPrefix(line, max(len(line)-s.redact.longest, 0))
+		extra += len(line) - used
+		line = redacted
+	} else {
+		line = s.redact.redact(line)
 	}
-	line = s.redact.redact(line)
 	if extra > 0 {
 		line += fmt.Sprintf(" [line truncated, %d more bytes]", extra)
 		s.dropped += extra
