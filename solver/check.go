@@ -46,7 +46,7 @@ type checker struct {
 	opts     CheckOptions
 	out      io.Writer
 	program  *Program
-	workDir  string
+	runsDir  string // each run gets its own private directory in it
 	zone     string
 	fqdn     string
 	failures []string
@@ -92,7 +92,7 @@ func Check(ctx context.Context, opts CheckOptions, out io.Writer) error {
 	if err := validateName("domain", rawDomain(opts.Domain)); err != nil {
 		return err
 	}
-	c := &checker{opts: opts, out: out, program: p, workDir: os.TempDir(), fqdn: challengeFQDN("", opts.Domain)}
+	c := &checker{opts: opts, out: out, program: p, runsDir: os.TempDir(), fqdn: challengeFQDN("", opts.Domain)}
 	return c.run(ctx)
 }
 
@@ -183,10 +183,10 @@ func (c *checker) timeoutStep(ctx context.Context) propagationSettings {
 }
 
 func (c *checker) invocation(action Action, args []string) invocation {
-	env := buildEnvironment(c.program, c.workDir, runContext{
+	env := buildEnvironment(c.program, runContext{
 		Action: action, DNSName: rawDomain(c.opts.Domain), ResolvedFQDN: c.fqdn, ResolvedZone: c.zone, ResourceNamespace: "default",
 	}, c.secretEnv(), c.opts.Environ())
-	return invocation{program: c.program, action: action, args: args, env: env, dir: c.workDir, log: logr.Discard()}
+	return invocation{program: c.program, action: action, args: args, env: env, runsDir: c.runsDir, log: logr.Discard()}
 }
 
 // secretEnv takes the values of the program's secretEnv from the checker's
@@ -236,8 +236,9 @@ func (c *checker) printOutput(res runResult) {
 }
 
 func envNames(env environment) []string {
-	names := make([]string, 0, len(env.vars))
-	for _, kv := range env.vars {
+	vars := env.forRun("", "")
+	names := make([]string, 0, len(vars))
+	for _, kv := range vars {
 		name, _, _ := strings.Cut(kv, "=")
 		names = append(names, name)
 	}

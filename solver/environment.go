@@ -97,15 +97,12 @@ type environment struct {
 }
 
 // buildEnvironment assembles the documented, minimal environment of one run:
-// PATH, HOME and TMPDIR, the program's fixed env, passed-through and
-// Secret-backed variables, and the context variables. Later entries never
-// override earlier ones because validation rejects overlapping names.
-func buildEnvironment(p *Program, workDir string, ctx runContext, fromSecrets map[string]string, environ []string) environment {
-	vars := map[string]string{
-		"PATH":   defaultPATH,
-		"HOME":   workDir,
-		"TMPDIR": workDir,
-	}
+// PATH, the program's fixed env, passed-through and Secret-backed variables,
+// and the context variables; runProgram adds HOME, TMPDIR and the run's
+// identifier. Later entries never override earlier ones because validation
+// rejects overlapping names.
+func buildEnvironment(p *Program, ctx runContext, fromSecrets map[string]string, environ []string) environment {
+	vars := map[string]string{"PATH": defaultPATH}
 	var secrets []string
 	if p.passAllEnv {
 		for _, kv := range environ {
@@ -145,6 +142,14 @@ func buildEnvironment(p *Program, workDir string, ctx runContext, fromSecrets ma
 	}
 	slices.Sort(env.vars)
 	return env
+}
+
+// forRun returns the variables of one run: dir is its private directory, its
+// HOME and TMPDIR, and runID marks its processes.
+func (e environment) forRun(dir, runID string) []string {
+	vars := append(slices.Clone(e.vars), "HOME="+dir, "TMPDIR="+dir, EnvRunID+"="+runID)
+	slices.Sort(vars)
+	return vars
 }
 
 func lookupEnv(environ []string, name string) (string, bool) {

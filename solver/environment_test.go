@@ -16,7 +16,7 @@ func TestBuildEnvironment(t *testing.T) {
 		PassEnv: []string{"API_TOKEN", "UNSET"},
 	}
 	environ := []string{"API_TOKEN=admin-token-1234", "AWS_SECRET_ACCESS_KEY=pod-secret", "PATH=/pod/bin"}
-	env := buildEnvironment(p, "/work", runContext{
+	env := buildEnvironment(p, runContext{
 		Action: ActionPresent, DNSName: "example.com", ResolvedFQDN: "_acme-challenge.example.com.",
 		ResolvedZone: "example.com.", ResourceNamespace: "team-a",
 	}, map[string]string{"TSIG_SECRET": "issuer-secret-5678"}, environ)
@@ -28,14 +28,17 @@ func TestBuildEnvironment(t *testing.T) {
 		"CERT_MANAGER_RESOLVED_FQDN=_acme-challenge.example.com.",
 		"CERT_MANAGER_RESOLVED_ZONE=example.com.",
 		"CERT_MANAGER_RESOURCE_NAMESPACE=team-a",
-		"HOME=/work",
 		"PATH=" + defaultPATH,
 		"SERVER=127.0.0.1",
-		"TMPDIR=/work",
 		"TSIG_SECRET=issuer-secret-5678",
 	}
 	if !slices.Equal(env.vars, want) {
 		t.Errorf("env =\n  %s\nwant\n  %s", strings.Join(env.vars, "\n  "), strings.Join(want, "\n  "))
+	}
+	want = append(want, "CERT_MANAGER_RUN_ID=0123abcd", "HOME=/tmp/run-1", "TMPDIR=/tmp/run-1")
+	slices.Sort(want)
+	if got := env.forRun("/tmp/run-1", "0123abcd"); !slices.Equal(got, want) {
+		t.Errorf("a run's env =\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 	slices.Sort(env.secrets)
 	if wantSecrets := []string{"admin-token-1234", "issuer-secret-5678"}; !slices.Equal(env.secrets, wantSecrets) {
@@ -46,11 +49,14 @@ func TestBuildEnvironment(t *testing.T) {
 func TestBuildEnvironmentLegacyPassesEverything(t *testing.T) {
 	p := &Program{Name: "default", passAllEnv: true, Env: map[string]string{}}
 	environ := []string{"NSUPDATE_KEY=lego-user-key", "EXEC_PATH=/x", "PATH=/pod/bin", "HOME=/root", "KUBERNETES_SERVICE_HOST=10.0.0.1"}
-	env := buildEnvironment(p, "/work", runContext{Action: ActionPresent}, nil, environ)
-	for _, kv := range []string{"NSUPDATE_KEY=lego-user-key", "EXEC_PATH=/x", "PATH=" + defaultPATH, "HOME=/work", "KUBERNETES_SERVICE_HOST=10.0.0.1"} {
+	env := buildEnvironment(p, runContext{Action: ActionPresent}, nil, environ)
+	for _, kv := range []string{"NSUPDATE_KEY=lego-user-key", "EXEC_PATH=/x", "PATH=" + defaultPATH, "KUBERNETES_SERVICE_HOST=10.0.0.1"} {
 		if !slices.Contains(env.vars, kv) {
 			t.Errorf("env lacks %s: %q", kv, env.vars)
 		}
+	}
+	if slices.Contains(env.vars, "HOME=/root") {
+		t.Errorf("env passes the webhook's HOME: %q", env.vars)
 	}
 	if !slices.Equal(env.secrets, []string{"lego-user-key"}) {
 		t.Errorf("secrets = %q, want only the unknown variable's value", env.secrets)

@@ -1,6 +1,7 @@
 package solver
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -261,5 +262,83 @@ programs:
 	}
 	if strings.Contains(logs.String(), passed) || !strings.Contains(logs.String(), "[REDACTED]") {
 		t.Errorf("logs:\n%s", logs.String())
+	}
+}
+
+// homeRecord is one run's HOME and its mode, as home-state.sh records them.
+type homeRecord struct {
+	dir, mode string
+}
+
+func readHomes(t *testing.T, path string) []homeRecord {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var homes []homeRecord
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var h homeRecord
+		if _, err := fmt.Sscan(line, &h.dir, &h.mode); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		homes = append(homes, h)
+	}
+	return homes
+}
+
+// TestRunsShareNoHome is a tool caching credentials in $HOME: a run for
+// team-b must not find what team-a's run left, and each run's directory
+// (HOME, TMPDIR and working directory) is private and gone after the run.
+func TestRunsShareNoHome(t *testing.T) {
+	dirLog := filepath.Join(t.TempDir(), "homes")
+	s, _ := newTestSolver(t, `
+programs:
+- name: home
+  path: `+testProgram(t, "home-state.sh")+`
+  env: {DIR_LOG: `+dirLog+`}
+`)
+	for _, namespace := range []string{"team-a", "team-b"} {
+		req := request("example.com", "value", "")
+		req.ResourceNamespace = namespace
+		if err := s.Present(req); err != nil {
+			t.Errorf("Present from %s: %v", namespace, err)
+		}
+	}
+	homes := readHomes(t, dirLog)
+	if len(homes) != 2 || homes[0].dir == homes[1].dir {
+		t.Fatalf("runs' HOMEs = %v, want two different directories", homes)
+	}
+	for _, h := range homes {
+		if h.mode != "700" {
+			t.Errorf("HOME %s has mode %s, want 700", h.dir, h.mode)
+		}
+		if _, err := os.Lstat(h.dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("HOME %s remains after its run (%v)", h.dir, err)
+		}
+	}
+}
+
+// TestRunDirRemovedAfterTimeout checks that a run killed at its deadline
+// leaves no directory behind either.
+func TestRunDirRemovedAfterTimeout(t *testing.T) {
+	dirLog := filepath.Join(t.TempDir(), "homes")
+	s, _ := newTestSolver(t, `
+programs:
+- name: home
+  path: `+testProgram(t, "home-state.sh")+`
+  timeout: 1s
+  env: {DIR_LOG: `+dirLog+`, HANG: "1"}
+`)
+	err := s.Present(request("example.com", "value", ""))
+	if want := `program "home" present did not finish within 1s and was killed`; errString(err) != want {
+		t.Fatalf("error = %q, want %q", errString(err), want)
+	}
+	homes := readHomes(t, dirLog)
+	if len(homes) != 1 {
+		t.Fatalf("runs' HOMEs = %v, want one", homes)
+	}
+	if _, err := os.Lstat(homes[0].dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("HOME %s remains after its run (%v)", homes[0].dir, err)
 	}
 }

@@ -59,7 +59,7 @@ func newTestSolver(t testing.TB, cfgYAML string, opts ...Option) (*Solver, *logB
 	logs := &logBuffer{}
 	opts = append([]Option{WithLogger(logs.logger()), WithEnviron(func() []string { return nil })}, opts...)
 	s := New(opts...)
-	s.workDir = t.TempDir()
+	s.runsDir = t.TempDir()
 	s.locks = newZoneLocks(cfg.MaxConcurrentRuns)
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })

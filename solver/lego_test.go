@@ -60,8 +60,8 @@ func TestArgvMatchesLego(t *testing.T) {
 					KeyAuth: in.keyAuth,
 				}
 				for _, action := range []Action{ActionPresent, ActionCleanUp} {
-					env := buildEnvironment(p, t.TempDir(), runContext{Action: action}, nil, nil)
-					inv := invocation{program: p, action: action, args: programArgs(mode, action, ch), env: env, dir: t.TempDir(), log: logr.Discard()}
+					env := buildEnvironment(p, runContext{Action: action}, nil, nil)
+					inv := invocation{program: p, action: action, args: programArgs(mode, action, ch), env: env, runsDir: t.TempDir(), log: logr.Discard()}
 					if _, err := runProgram(context.Background(), inv); err != nil {
 						t.Fatal(err)
 					}

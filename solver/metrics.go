@@ -74,7 +74,7 @@ func runOutcome(err error) string {
 		return "success"
 	case errors.As(err, &runErr) && runErr.Killed:
 		return "timeout"
-	case errors.As(err, &runErr) && runErr.StartErr != "":
+	case errors.As(err, &runErr) && runErr.StartErr != nil:
 		return "start_error"
 	}
 	return "failure"

@@ -3,6 +3,7 @@ package solver
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -39,7 +40,7 @@ type invocation struct {
 	action  Action
 	args    []string
 	env     environment
-	dir     string
+	runsDir string // the run gets its own private directory in it
 	log     logr.Logger
 }
 
@@ -61,7 +62,8 @@ type RunError struct {
 	Signal   string
 	Killed   bool
 	Timeout  time.Duration
-	StartErr string
+	// StartErr is why the program could not be started, or nil.
+	StartErr error
 	Tail     string
 }
 
@@ -69,7 +71,7 @@ func (e *RunError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "program %q %s ", e.Program, e.Action)
 	switch {
-	case e.StartErr != "":
+	case e.StartErr != nil:
 		fmt.Fprintf(&b, "could not start: %s", e.StartErr)
 	case e.Killed && e.Timeout > 0:
 		fmt.Fprintf(&b, "did not finish within %s and was killed", e.Timeout)
@@ -86,14 +88,35 @@ func (e *RunError) Error() string {
 	return b.String()
 }
 
-// runProgram runs one invocation until it exits or ctx ends. Its process group
-// is killed when ctx ends (SIGTERM, then SIGKILL after killGrace) and always
-// once the program itself has exited, so no descendant outlives the run.
+// Unwrap returns the reason the program could not be started, if any.
+func (e *RunError) Unwrap() error { return e.StartErr }
+
+// runProgram runs one invocation until it exits or ctx ends, in a private
+// directory of its own that is removed afterwards. Its process group is
+// killed when ctx ends (SIGTERM, then SIGKILL after killGrace) and always once
+// the program itself has exited; then every other process the run left is
+// killed too (see containment.go), so no descendant outlives the run.
 func runProgram(ctx context.Context, inv invocation) (runResult, error) {
 	redact := newRedactor(inv.env.secrets)
 	start := time.Now()
 	res := runResult{}
 	runErr := &RunError{Program: inv.program.Name, Action: inv.action}
+
+	if err := descendants.setup(); err != nil {
+		runErr.StartErr = err
+		return res, runErr
+	}
+	runID := rand.Text()
+	dir, err := newRunDir(inv.runsDir)
+	if err != nil {
+		runErr.StartErr = fmt.Errorf("creating its private directory: %w", err)
+		return res, runErr
+	}
+	defer func() {
+		if err := removeRunDir(dir); err != nil {
+			inv.log.Error(err, "removing the run's private directory failed")
+		}
+	}()
 
 	stdoutR, stdoutW, err := os.Pipe()
 	if err != nil {
@@ -107,17 +130,17 @@ func runProgram(ctx context.Context, inv invocation) (runResult, error) {
 	cmd := &exec.Cmd{
 		Path:        inv.program.Path,
 		Args:        append([]string{inv.program.Path}, inv.args...),
-		Env:         inv.env.vars,
-		Dir:         inv.dir,
+		Env:         inv.env.forRun(dir, runID),
+		Dir:         dir,
 		Stdout:      stdoutW,
 		Stderr:      stderrW,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
-	startErr := cmd.Start()
+	startErr := descendants.start(cmd)
 	closeAll(stdoutW, stderrW)
 	if startErr != nil {
 		closeAll(stdoutR, stderrR)
-		runErr.StartErr = describeStartError(inv.program.Path, startErr)
+		runErr.StartErr = &startError{path: inv.program.Path, err: startErr}
 		return res, runErr
 	}
 	pgid := cmd.Process.Pid
@@ -156,8 +179,10 @@ func runProgram(ctx context.Context, inv invocation) (runResult, error) {
 	group.signal(unix.SIGKILL)
 	close(exited)
 	watcher.Wait()
+	descendants.endRun(runID, pgid)
 	group.reaped()
 	waitErr := cmd.Wait()
+	descendants.waited(pgid)
 	res.Duration = time.Since(start)
 
 	drainDeadline := time.Now().Add(drainGrace)
@@ -200,17 +225,26 @@ func deadlineOf(ctx context.Context, start time.Time) time.Duration {
 	return 0
 }
 
-func describeStartError(path string, err error) string {
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return fmt.Sprintf("%s does not exist (was it removed after the config was loaded?)", path)
-	case errors.Is(err, os.ErrPermission):
-		return fmt.Sprintf("%s is not executable", path)
-	case errors.Is(err, syscall.ENOEXEC):
-		return fmt.Sprintf("%s is not a valid executable (a script needs a #! line)", path)
-	}
-	return err.Error()
+// startError is why a program could not be started, described for the
+// Challenge's status; it keeps the cause.
+type startError struct {
+	path string
+	err  error
 }
+
+func (e *startError) Error() string {
+	switch {
+	case errors.Is(e.err, os.ErrNotExist):
+		return fmt.Sprintf("%s does not exist (was it removed after the config was loaded?)", e.path)
+	case errors.Is(e.err, os.ErrPermission):
+		return fmt.Sprintf("%s is not executable", e.path)
+	case errors.Is(e.err, syscall.ENOEXEC):
+		return fmt.Sprintf("%s is not a valid executable (a script needs a #! line)", e.path)
+	}
+	return e.err.Error()
+}
+
+func (e *startError) Unwrap() error { return e.err }
 
 // waitExited blocks until the process has exited, leaving it unreaped.
 func waitExited(pid int) {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,9 +21,9 @@ import (
 func testInvocation(t *testing.T, program string, env map[string]string, secrets ...string) invocation {
 	t.Helper()
 	p := &Program{Name: strings.TrimSuffix(program, ".sh"), Path: testProgram(t, program), Env: env}
-	e := buildEnvironment(p, t.TempDir(), runContext{Action: ActionPresent}, nil, nil)
+	e := buildEnvironment(p, runContext{Action: ActionPresent}, nil, nil)
 	e.secrets = append(e.secrets, secrets...)
-	return invocation{program: p, action: ActionPresent, args: []string{"present", "_acme-challenge.example.com.", "value"}, env: e, dir: t.TempDir(), log: logr.Discard()}
+	return invocation{program: p, action: ActionPresent, args: []string{"present", "_acme-challenge.example.com.", "value"}, env: e, runsDir: t.TempDir(), log: logr.Discard()}
 }
 
 // alive reports whether pid exists and is not a zombie.
@@ -155,21 +156,52 @@ func TestRunOutputBounded(t *testing.T) {
 	}
 }
 
+// TestRunRedactsOverlappingSecrets is a tenant choosing a Secret value that
+// starts where the admin's token is printed, to unmask the token.
+func TestRunRedactsOverlappingSecrets(t *testing.T) {
+	p := &Program{Name: "reject-token", Path: testProgram(t, "reject-token.sh"), PassEnv: []string{"API_TOKEN"}, SecretEnv: []string{"TENANT_HINT"}}
+	env := buildEnvironment(p, runContext{Action: ActionPresent},
+		map[string]string{"TENANT_HINT": "token ghp_"}, []string{"API_TOKEN=ghp_SuperSecretAdminToken123"})
+	_, err := runProgram(context.Background(), invocation{program: p, action: ActionPresent, args: []string{"present"}, env: env, runsDir: t.TempDir(), log: logr.Discard()})
+	want := `program "reject-token" present exited with status 1: error: [REDACTED] rejected`
+	if errString(err) != want {
+		t.Errorf("error = %q, want %q", errString(err), want)
+	}
+}
+
 func TestRunLongLineTruncatedWithoutLeakingSecret(t *testing.T) {
-	const secret = "straddling-secret-value"
-	var out strings.Builder
-	out.WriteString(strings.Repeat("x", maxLineBytes-10))
-	out.WriteString(secret)
-	capture := &streamCapture{name: "stdout", redact: newRedactor([]string{secret}), log: logr.Discard()}
-	capture.consume(strings.NewReader(out.String() + "\nnext\n"))
-	if len(capture.lines) != 2 || capture.lines[1] != "next" {
-		t.Fatalf("lines = %d, %q", len(capture.lines), capture.lines[len(capture.lines)-1])
+	const (
+		admin  = "admin-token-much-longer-than-the-tenant-value"
+		tenant = "TENANT-secret-1"
+	)
+	tests := map[string]struct {
+		secrets []string
+		line    string
+		hidden  string
+	}{
+		"secret straddling the buffer's end": {
+			[]string{"straddling-secret-value"},
+			strings.Repeat("x", maxLineBytes-10) + "straddling-secret-value", "straddling",
+		},
+		"short secret straddling the cut made for the longest": {
+			[]string{admin, tenant},
+			strings.Repeat("x", maxLineBytes-len(admin)-8) + tenant + strings.Repeat("y", 100), "TENANT",
+		},
 	}
-	if strings.Contains(capture.lines[0], secret[:10]) {
-		t.Error("a truncated line kept the start of a secret")
-	}
-	if !strings.HasSuffix(capture.lines[0], "more bytes]") {
-		t.Errorf("truncated line not marked: ...%s", capture.lines[0][len(capture.lines[0])-40:])
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			capture := &streamCapture{name: "stdout", redact: newRedactor(tc.secrets), log: logr.Discard()}
+			capture.consume(strings.NewReader(tc.line + "\nnext\n"))
+			if len(capture.lines) != 2 || capture.lines[1] != "next" {
+				t.Fatalf("lines = %d, %q", len(capture.lines), capture.lines[len(capture.lines)-1])
+			}
+			if strings.Contains(capture.lines[0], tc.hidden) {
+				t.Errorf("a truncated line kept the start of a secret: ...%s", capture.lines[0][len(capture.lines[0])-80:])
+			}
+			if !strings.HasSuffix(capture.lines[0], "more bytes]") {
+				t.Errorf("truncated line not marked: ...%s", capture.lines[0][len(capture.lines[0])-40:])
+			}
+		})
 	}
 }
 
@@ -181,17 +213,25 @@ func TestRunStartErrors(t *testing.T) {
 	}
 	tests := map[string]struct {
 		path, want string
+		cause      error
 	}{
-		"deleted after load": {filepath.Join(dir, "gone.sh"), `program "p" present could not start: ` + filepath.Join(dir, "gone.sh") + ` does not exist (was it removed after the config was loaded?)`},
-		"not executable":     {testProgram(t, "not-executable.sh"), `program "p" present could not start: ` + testProgram(t, "not-executable.sh") + ` is not executable`},
-		"not a valid binary": {noShebang, `program "p" present could not start: ` + noShebang + ` is not a valid executable (a script needs a #! line)`},
+		"deleted after load": {filepath.Join(dir, "gone.sh"), `program "p" present could not start: ` + filepath.Join(dir, "gone.sh") + ` does not exist (was it removed after the config was loaded?)`, os.ErrNotExist},
+		"not executable":     {testProgram(t, "not-executable.sh"), `program "p" present could not start: ` + testProgram(t, "not-executable.sh") + ` is not executable`, os.ErrPermission},
+		"not a valid binary": {noShebang, `program "p" present could not start: ` + noShebang + ` is not a valid executable (a script needs a #! line)`, syscall.ENOEXEC},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			inv := invocation{program: &Program{Name: "p", Path: tc.path}, action: ActionPresent, args: []string{"present"}, dir: dir, log: logr.Discard()}
+			runsDir := t.TempDir()
+			inv := invocation{program: &Program{Name: "p", Path: tc.path}, action: ActionPresent, args: []string{"present"}, runsDir: runsDir, log: logr.Discard()}
 			_, err := runProgram(context.Background(), inv)
+			if left, _ := os.ReadDir(runsDir); len(left) > 0 {
+				t.Errorf("run directories left: %v", left)
+			}
 			if errString(err) != tc.want {
 				t.Errorf("error = %q, want %q", errString(err), tc.want)
+			}
+			if !errors.Is(err, tc.cause) {
+				t.Errorf("error %q does not keep its cause %v", errString(err), tc.cause)
 			}
 		})
 	}
@@ -218,6 +258,90 @@ func TestRunEnvironmentAndStdin(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRunLeavesNoDescendant runs programs whose daemons leave the process
+// group (setsid, double fork) with a Secret value in their environment,
+// several at once, beside a longer run whose exit status must survive the
+// others' clean-up, and checks that no daemon outlives its run.
+func TestRunLeavesNoDescendant(t *testing.T) {
+	const runs = 4
+	var wg sync.WaitGroup
+	slow := testInvocation(t, "fail.sh", map[string]string{"FAIL_AFTER": "1", "FAIL_STATUS": "7"})
+	var slowErr error
+	wg.Go(func() { _, slowErr = runProgram(context.Background(), slow) })
+	pidLogs := make([]string, runs)
+	secrets := make([]string, runs)
+	errs := make([]error, runs)
+	for i := range runs {
+		pidLogs[i] = filepath.Join(t.TempDir(), "pids")
+		secrets[i] = fmt.Sprintf("daemon-secret-%d-%d", os.Getpid(), i)
+		inv := testInvocation(t, "daemonize.sh", map[string]string{"PID_LOG": pidLogs[i], "TENANT_TOKEN": secrets[i]}, secrets[i])
+		wg.Go(func() { _, errs[i] = runProgram(context.Background(), inv) })
+	}
+	wg.Wait()
+	t.Cleanup(func() { killAll(t, pidLogs) })
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("run %d: %v", i, err)
+		}
+	}
+	wantSlow := `program "fail" present exited with status 7: warning: retrying | error: API said 403 for token unset`
+	if errString(slowErr) != wantSlow {
+		t.Errorf("concurrent run: error = %q, want %q", errString(slowErr), wantSlow)
+	}
+	for _, log := range pidLogs {
+		for _, pid := range readPIDs(t, log) {
+			if alive(pid) {
+				t.Errorf("daemon %d outlived its run", pid)
+			}
+		}
+	}
+	if holders := processesWithEnvValue(t, secrets); len(holders) > 0 {
+		t.Errorf("processes holding a run's Secret value after the run: %v", holders)
+	}
+	if n := countChildren(t); n != 0 {
+		t.Errorf("%d child processes left after the runs", n)
+	}
+}
+
+// killAll kills the processes recorded in the PID logs, so that a failing
+// run of TestRunLeavesNoDescendant leaves nothing behind.
+func killAll(t *testing.T, pidLogs []string) {
+	for _, log := range pidLogs {
+		if _, err := os.Stat(log); err != nil {
+			continue
+		}
+		for _, pid := range readPIDs(t, log) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// processesWithEnvValue lists the processes whose environment contains any of values.
+func processesWithEnvValue(t *testing.T, values []string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		environ, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		for _, v := range values {
+			if strings.Contains(string(environ), v) {
+				cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+				found = append(found, e.Name()+" "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+			}
+		}
+	}
+	return found
 }
 
 func TestNoZombiesAfterManyRuns(t *testing.T) {
@@ -256,8 +380,10 @@ func countChildren(t *testing.T) int {
 }
 
 // TestNoZombiesAsPID1 runs a program that leaves a background child 1,000
-// times in a new PID namespace where the test binary is PID 1, as the webhook
-// is in a container, and checks that no process, zombie or orphan, remains.
+// times, then 40 runs, four at a time, of one whose daemons leave the process
+// group, in a new PID namespace where the test binary is PID 1, as the webhook
+// is in a container. It checks that no daemon holds a run's Secret value once
+// its run has returned and that no process, zombie or orphan, remains.
 func TestNoZombiesAsPID1(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("a PID namespace needs root (CI runs as root)")
@@ -268,7 +394,7 @@ func TestNoZombiesAsPID1(t *testing.T) {
 	if err != nil {
 		t.Fatalf("helper failed: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "runs=1000 leftover=0") {
+	if !strings.Contains(string(out), "runs=1000 daemonRuns=40 holders=0 leftover=0") {
 		t.Fatalf("helper output:\n%s", out)
 	}
 }
@@ -289,7 +415,29 @@ func TestPID1Helper(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Killed descendants are reaped by PID 1 asynchronously.
+	// Daemons that leave the group, four runs at a time.
+	const daemonRuns, parallel = 40, 4
+	var pidLogs, secrets []string
+	for round := range daemonRuns / parallel {
+		var wg sync.WaitGroup
+		for i := range parallel {
+			pidLog := filepath.Join(t.TempDir(), "pids")
+			secret := fmt.Sprintf("pid1-daemon-secret-%d-%d", round, i)
+			pidLogs, secrets = append(pidLogs, pidLog), append(secrets, secret)
+			inv := testInvocation(t, "daemonize.sh", map[string]string{"PID_LOG": pidLog, "TENANT_TOKEN": secret}, secret)
+			wg.Go(func() {
+				if _, err := runProgram(context.Background(), inv); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	holders := processesWithEnvValue(t, secrets)
+	if len(holders) > 0 {
+		t.Errorf("processes holding a run's Secret value after the run: %v", holders)
+	}
+	// Descendants killed by the process group are reaped asynchronously.
 	var leftover []string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		leftover = otherProcesses(t)
@@ -297,7 +445,7 @@ func TestPID1Helper(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("runs=%d leftover=%d", runs, len(leftover))
+	t.Logf("runs=%d daemonRuns=%d holders=%d leftover=%d", runs, daemonRuns, len(holders), len(leftover))
 	if len(leftover) > 0 {
 		t.Errorf("processes left in the namespace: %q", leftover)
 	}

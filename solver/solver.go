@@ -31,7 +31,7 @@ type Solver struct {
 	environ   func() []string
 	log       logr.Logger
 	check     recordVisible
-	workDir   string
+	runsDir   string // each run gets its own private directory in it
 	locks     *zoneLocks
 	presented *presentedRecords
 	current   atomic.Pointer[state]
@@ -85,7 +85,7 @@ func New(opts ...Option) *Solver {
 		environ:   os.Environ,
 		log:       klog.Background().WithName(SolverName),
 		check:     checkRecord,
-		workDir:   os.TempDir(),
+		runsDir:   os.TempDir(),
 		presented: newPresentedRecords(),
 	}
 	for _, opt := range opts {
@@ -183,8 +183,8 @@ func (s *Solver) askTimeout(p *Program) propagationSettings {
 	log := s.log.WithValues("program", p.Name, "action", ActionTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), timeoutQueryDeadline)
 	defer cancel()
-	env := buildEnvironment(p, s.workDir, runContext{Action: ActionTimeout}, nil, s.environ())
-	res, err := s.run(ctx, invocation{program: p, action: ActionTimeout, args: []string{string(ActionTimeout)}, env: env, dir: s.workDir, log: log})
+	env := buildEnvironment(p, runContext{Action: ActionTimeout}, nil, s.environ())
+	res, err := s.run(ctx, invocation{program: p, action: ActionTimeout, args: []string{string(ActionTimeout)}, env: env, runsDir: s.runsDir, log: log})
 	settings, err := timeoutSettings(p, res, err)
 	if err != nil {
 		log.V(1).Info("program gave no usable timeout answer; using defaults where needed", "reason", err.Error())
@@ -269,7 +269,7 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 		}
 		ch.Token, ch.KeyAuth = creds.Token, creds.KeyAuth
 	}
-	env := buildEnvironment(p, s.workDir, runContext{
+	env := buildEnvironment(p, runContext{
 		Action:            action,
 		DNSName:           req.DNSName,
 		ResolvedFQDN:      fqdn,
@@ -282,7 +282,7 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 		return err
 	}
 	runCtx, cancel := context.WithTimeout(ctx, p.Timeout)
-	_, err = s.run(runCtx, invocation{program: p, action: action, args: programArgs(p.Mode, action, ch), env: env, dir: s.workDir, log: log})
+	_, err = s.run(runCtx, invocation{program: p, action: action, args: programArgs(p.Mode, action, ch), env: env, runsDir: s.runsDir, log: log})
 	cancel()
 	release()
 	if err != nil {

@@ -1,9 +1,11 @@
 // Package initproc lets the webhook run as PID 1 in a container without
-// collecting zombies. The webhook kills each program's process group, and
-// the killed descendants are re-parented to PID 1, which must reap them; Go's
-// os/exec only reaps the children it started. As PID 1, the binary therefore
-// becomes a minimal init: it runs itself again as its only child, forwards
-// signals to it, reaps every process that ends, and exits as the child does.
+// collecting zombies. The webhook is a child subreaper and kills and reaps
+// what its programs leave (solver/containment.go), but PID 1 still inherits
+// every other orphan in the container, such as those of a `kubectl exec`
+// session or of the webhook itself should it die; Go's os/exec only reaps the
+// children it started. As PID 1, the binary therefore becomes a minimal init:
+// it runs itself again as its only child, forwards signals to it, reaps every
+// process that ends, and exits as the child does.
 package initproc
 
 import (
