@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,10 +31,11 @@ import (
 //     concurrent runs all end up as the webhook's children; the marker says
 //     which run each belongs to. The webhook reads /proc/<pid>/environ of its
 //     own descendants only, which it may as their owner.
-//   - When a run ends, every descendant carrying its marker or still in its
-//     process group is killed, through a pidfd so that a recycled PID is never
-//     hit, until none is left; the webhook then waits for them and reaps those
-//     re-parented to it.
+//   - When a run ends, every descendant still in its process group or
+//     carrying the marker of a run no longer in flight is killed, through a
+//     pidfd so that a recycled PID is never hit, until none is left; the
+//     webhook then waits for them and reaps those re-parented to it. A run
+//     that left nothing costs only a look at the webhook's own children.
 //
 // The reaper must never take a child that os/exec is waiting for, or that
 // run's exit status would be lost: it reaps only the webhook's zombie
@@ -51,7 +53,7 @@ const EnvRunID = "CERT_MANAGER_RUN_ID"
 
 // descendants is the webhook's one process tree: being a subreaper is an
 // attribute of the whole process.
-var descendants = &processTree{programs: map[int]bool{}}
+var descendants = &processTree{programs: map[int]bool{}, running: map[string]bool{}}
 
 // processTree starts programs and cleans up after their runs.
 type processTree struct {
@@ -63,6 +65,8 @@ type processTree struct {
 	mu       sync.Mutex
 	// programs are the PIDs os/exec started and has not yet reaped.
 	programs map[int]bool
+	// running are the markers of the runs in flight.
+	running map[string]bool
 }
 
 // setup makes the webhook a child subreaper and checks that pidfds work, once.
@@ -82,16 +86,22 @@ func (t *processTree) setup() error {
 	return t.setupErr
 }
 
-// start starts cmd and registers it, so the reaper leaves it to os/exec.
-func (t *processTree) start(cmd *exec.Cmd) error {
+// start starts cmd, the program of the run marked runID, and registers both:
+// the reaper leaves the program to os/exec and the run's processes alone.
+func (t *processTree) start(cmd *exec.Cmd, runID string) error {
 	t.starting.RLock()
 	defer t.starting.RUnlock()
-	if err := cmd.Start(); err != nil {
+	t.mu.Lock()
+	t.running[runID] = true
+	t.mu.Unlock()
+	err := cmd.Start()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		delete(t.running, runID)
 		return err
 	}
-	t.mu.Lock()
 	t.programs[cmd.Process.Pid] = true
-	t.mu.Unlock()
 	return nil
 }
 
@@ -108,11 +118,32 @@ func (t *processTree) isProgram(pid int) bool {
 	return t.programs[pid]
 }
 
-// endRun kills every process left of the run marked runID whose program,
-// the leader of process group pgid, has exited but is not yet reaped; it
-// waits for them to exit and reaps the webhook's orphans.
+// isLeftover reports whether the process carries the marker of a run that
+// is no longer in flight.
+func (t *processTree) isLeftover(pid int) bool {
+	runID, ok := runMarker(pid)
+	if !ok {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.running[runID]
+}
+
+// endRun ends the run marked runID, whose program, the leader of process
+// group pgid, has exited but is not yet reaped. It kills every process left
+// in that group or carrying the marker of a run no longer in flight (this
+// one's, or an earlier one's that a clean-up missed), waits for them to exit
+// and reaps the webhook's orphans.
 func (t *processTree) endRun(runID string, pgid int) {
-	marker := []byte(EnvRunID + "=" + runID + "\x00")
+	t.mu.Lock()
+	delete(t.running, runID)
+	t.mu.Unlock()
+	// Whatever the run left is an orphan now, re-parented to the webhook:
+	// without such children there is nothing to look for.
+	if len(t.strayChildren()) == 0 {
+		return
+	}
 	deadline := time.Now().Add(killGrace)
 	killed := map[int]int{} // PID to pidfd
 	defer func() {
@@ -125,9 +156,9 @@ func (t *processTree) endRun(runID string, pgid int) {
 	for found := true; found && time.Now().Before(deadline); {
 		found = false
 		for _, p := range processesBelow(os.Getpid()) {
-			// A zombie holds no memory and starts nothing; the run's
-			// program is os/exec's to reap.
-			if p.state == 'Z' || p.pid == pgid {
+			// A zombie holds no memory and starts nothing; programs are
+			// os/exec's.
+			if p.state == 'Z' || t.isProgram(p.pid) {
 				continue
 			}
 			if fd, ok := killed[p.pid]; ok {
@@ -143,7 +174,7 @@ func (t *processTree) endRun(runID string, pgid int) {
 			}
 			// The pidfd was opened first: if the PID was recycled since the
 			// listing, the signal goes to no one rather than to a stranger.
-			if p.pgid != pgid && !hasMarker(p.pid, marker) {
+			if p.pgid != pgid && !t.isLeftover(p.pid) {
 				_ = unix.Close(fd)
 				continue
 			}
@@ -164,19 +195,49 @@ func (t *processTree) endRun(runID string, pgid int) {
 func (t *processTree) reapOrphans() {
 	t.starting.Lock()
 	defer t.starting.Unlock()
-	self := os.Getpid()
-	for _, p := range processesBelow(self) {
-		if p.ppid != self || p.state != 'Z' || t.isProgram(p.pid) {
-			continue
+	for _, pid := range t.strayChildren() {
+		if p, ok := readProcess(strconv.Itoa(pid)); ok && p.state == 'Z' {
+			var info unix.Siginfo
+			_ = unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG, nil)
 		}
-		var info unix.Siginfo
-		_ = unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOHANG, nil)
 	}
+}
+
+// strayChildren lists the webhook's children, zombies included, that are
+// not programs os/exec started. It reads each thread's children file, which
+// is cheap but, while other children exit, may miss one; a later run's end
+// finds it. Without that file (a kernel built without CONFIG_PROC_CHILDREN)
+// it reads all of /proc.
+func (t *processTree) strayChildren() []int {
+	self := os.Getpid()
+	var pids []int
+	threads, err := os.ReadDir("/proc/self/task")
+	for _, thread := range threads {
+		list, readErr := os.ReadFile("/proc/self/task/" + thread.Name() + "/children")
+		if readErr != nil {
+			err = readErr
+			break
+		}
+		for _, field := range strings.Fields(string(list)) {
+			if pid, convErr := strconv.Atoi(field); convErr == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	if err != nil {
+		pids = pids[:0]
+		for _, p := range processesBelow(self) {
+			if p.ppid == self {
+				pids = append(pids, p.pid)
+			}
+		}
+	}
+	return slices.DeleteFunc(pids, t.isProgram)
 }
 
 // hasExited waits up to timeout for the process behind pidfd to exit.
 func hasExited(pidfd int, timeout time.Duration) bool {
-	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}} //nolint:gosec // a file descriptor fits in int32.
 	for {
 		n, err := unix.Poll(fds, int(max(timeout, 0).Milliseconds()))
 		if !errors.Is(err, unix.EINTR) {
@@ -185,14 +246,18 @@ func hasExited(pidfd int, timeout time.Duration) bool {
 	}
 }
 
-// hasMarker reports whether the process's environment contains marker, a
-// NUL-terminated NAME=value entry.
-func hasMarker(pid int, marker []byte) bool {
+// runMarker returns the run identifier in the process's environment.
+func runMarker(pid int) (string, bool) {
 	environ, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
 	if err != nil {
-		return false
+		return "", false
 	}
-	return bytes.HasPrefix(environ, marker) || bytes.Contains(environ, append([]byte{0}, marker...))
+	for entry := range bytes.SplitSeq(environ, []byte{0}) {
+		if value, ok := bytes.CutPrefix(entry, []byte(EnvRunID+"=")); ok {
+			return string(value), true
+		}
+	}
+	return "", false
 }
 
 // process is one entry of /proc.
@@ -215,7 +280,13 @@ func processesBelow(pid int) []process {
 		}
 	}
 	var below []process
+	// Entries are read one by one, so a recycled PID could make a cycle.
+	seen := map[int]bool{pid: true}
 	for queue := children[pid]; len(queue) > 0; queue = queue[1:] {
+		if seen[queue[0].pid] {
+			continue
+		}
+		seen[queue[0].pid] = true
 		below = append(below, queue[0])
 		queue = append(queue, children[queue[0].pid]...)
 	}
@@ -228,7 +299,7 @@ func readProcess(name string) (process, bool) {
 	if err != nil {
 		return process{}, false
 	}
-	stat, err := os.ReadFile("/proc/" + name + "/stat")
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return process{}, false
 	}
@@ -260,7 +331,7 @@ func removeRunDir(dir string) error {
 	}
 	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
-			_ = os.Chmod(path, 0o700)
+			_ = os.Chmod(path, 0o700) //nolint:gosec // a directory, the run's own, needs its search bit.
 		}
 		return nil
 	})

@@ -136,7 +136,7 @@ func runProgram(ctx context.Context, inv invocation) (runResult, error) {
 		Stderr:      stderrW,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
-	startErr := descendants.start(cmd)
+	startErr := descendants.start(cmd, runID)
 	closeAll(stdoutW, stderrW)
 	if startErr != nil {
 		closeAll(stdoutR, stderrR)

@@ -417,13 +417,13 @@ func TestPID1Helper(t *testing.T) {
 	}
 	// Daemons that leave the group, four runs at a time.
 	const daemonRuns, parallel = 40, 4
-	var pidLogs, secrets []string
+	var secrets []string
 	for round := range daemonRuns / parallel {
 		var wg sync.WaitGroup
 		for i := range parallel {
 			pidLog := filepath.Join(t.TempDir(), "pids")
 			secret := fmt.Sprintf("pid1-daemon-secret-%d-%d", round, i)
-			pidLogs, secrets = append(pidLogs, pidLog), append(secrets, secret)
+			secrets = append(secrets, secret)
 			inv := testInvocation(t, "daemonize.sh", map[string]string{"PID_LOG": pidLog, "TENANT_TOKEN": secret}, secret)
 			wg.Go(func() {
 				if _, err := runProgram(context.Background(), inv); err != nil {
