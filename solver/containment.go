@@ -29,8 +29,9 @@ import (
 //     process a run started stays a descendant of the webhook.
 //   - Every run's environment carries a random CERT_MANAGER_RUN_ID. Orphans of
 //     concurrent runs all end up as the webhook's children; the marker says
-//     which run each belongs to. The webhook reads /proc/<pid>/environ of its
-//     own descendants only, which it may as their owner.
+//     which run each belongs to, and so whether that run is still in flight.
+//     The webhook reads /proc/<pid>/environ of its own descendants only,
+//     which it may as their owner.
 //   - When a run ends, every descendant still in its process group or
 //     carrying the marker of a run no longer in flight is killed, through a
 //     pidfd so that a recycled PID is never hit, until none is left; the
