@@ -35,6 +35,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	domain := fs.String("domain", "", "domain a certificate would be for, e.g. example.org (required)")
 	nameserver := fs.String("nameserver", "", "host:port to read the records from (default: the zone's authoritative servers)")
 	mode := fs.String("mode", "", "override the program's mode: default or RAW")
+	namespace := fs.String("namespace", "default", "namespace of the Issuer the run is for; the program's allowedNamespaces must admit it")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -49,7 +50,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := solver.Check(ctx, solver.CheckOptions{
-		ConfigPath: *config, Program: *program, Domain: *domain, Nameserver: *nameserver, Mode: solver.Mode(*mode),
+		ConfigPath: *config, Program: *program, Domain: *domain, Nameserver: *nameserver, Namespace: *namespace, Mode: solver.Mode(*mode),
 	}, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -33,6 +33,9 @@ type CheckOptions struct {
 	// Nameserver (host:port) is asked for the records; empty means the zone's
 	// authoritative servers.
 	Nameserver string
+	// Namespace is the Issuer's namespace the run is for: the program's
+	// allowedNamespaces must admit it. Empty means "default".
+	Namespace string
 	// Mode overrides the program's mode when set.
 	Mode Mode
 	// Getenv and Environ stand for the checker's own environment: it supplies
@@ -80,8 +83,21 @@ func Check(ctx context.Context, opts CheckOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	for _, warning := range cfg.Warnings {
+		fmt.Fprintf(out, "WARNING: %s\n", warning)
+	}
 	p, err := cfg.selectProgram(IssuerConfig{Program: opts.Program})
 	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "policy of program %q: namespaces: %s; domains: %s\n", p.Name, listOrAny(p.AllowedNamespaces, "any"), listOrAny(p.AllowedDomains, "any"))
+	if err := p.authorizeNamespace(opts.Namespace); err != nil {
+		return err
+	}
+	if err := p.authorizeDomain(opts.Domain); err != nil {
 		return err
 	}
 	if opts.Mode != "" {
@@ -184,7 +200,7 @@ func (c *checker) timeoutStep(ctx context.Context) propagationSettings {
 
 func (c *checker) invocation(action Action, args []string) invocation {
 	env := buildEnvironment(c.program, c.workDir, runContext{
-		Action: action, DNSName: rawDomain(c.opts.Domain), ResolvedFQDN: c.fqdn, ResolvedZone: c.zone, ResourceNamespace: "default",
+		Action: action, DNSName: rawDomain(c.opts.Domain), ResolvedFQDN: c.fqdn, ResolvedZone: c.zone, ResourceNamespace: c.opts.Namespace,
 	}, c.secretEnv(), c.opts.Environ())
 	return invocation{program: c.program, action: action, args: args, env: env, dir: c.workDir, log: logr.Discard()}
 }
@@ -337,6 +353,14 @@ func (c *checker) report() error {
 		c.say("  hint: %s", h)
 	}
 	return fmt.Errorf("check failed: %s", strings.Join(c.failures, "; "))
+}
+
+// listOrAny lists values for a report, or says what an absent list means.
+func listOrAny(values []string, absent string) string {
+	if values == nil {
+		return absent
+	}
+	return strings.Join(values, ", ")
 }
 
 func randomValue() string {

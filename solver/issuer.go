@@ -36,7 +36,9 @@ type SecretKeySelector struct {
 	Key  string `json:"key"`
 }
 
-// ParseIssuerConfig decodes an Issuer's webhook.config strictly.
+// ParseIssuerConfig decodes an Issuer's webhook.config strictly: only the keys
+// "program" and "env", spelled exactly and each once, and each env value
+// exactly {"secretKeyRef": {"name": ..., "key": ...}}.
 func ParseIssuerConfig(raw []byte) (IssuerConfig, error) {
 	var cfg IssuerConfig
 	if len(raw) > maxIssuerConfigBytes {
@@ -47,10 +49,7 @@ func ParseIssuerConfig(raw []byte) (IssuerConfig, error) {
 		return cfg, nil
 	}
 	if err := decodeJSONStrict([]byte(trimmed), &cfg); err != nil {
-		if strings.HasPrefix(err.Error(), "unknown field") {
-			return cfg, fmt.Errorf(`issuer config: %w; an Issuer may set only "program" and "env"`, err)
-		}
-		return cfg, fmt.Errorf("issuer config: %w", err)
+		return cfg, fmt.Errorf("issuer config: %w", describeIssuerKeyError(err))
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Env)) {
 		ref := cfg.Env[name].SecretKeyRef
@@ -63,6 +62,47 @@ func ParseIssuerConfig(raw []byte) (IssuerConfig, error) {
 	}
 	return cfg, nil
 }
+
+// describeIssuerKeyError says, for a key an Issuer may not write, what it may
+// write at that place instead; the *KeyError stays the cause.
+func describeIssuerKeyError(err error) error {
+	var keyErr *KeyError
+	if !errors.As(err, &keyErr) {
+		return err
+	}
+	what := fmt.Sprintf("unknown key %q", keyErr.Key)
+	if keyErr.Duplicate {
+		what = fmt.Sprintf("key %q appears twice", keyErr.Key)
+	}
+	var msg string
+	switch path := keyErr.Path; {
+	case len(path) == 0 && keyErr.Duplicate:
+		msg = what
+	case len(path) == 0:
+		msg = what + `; an Issuer may set only "program" and "env", spelled exactly`
+	case len(path) == 2 && keyErr.Duplicate:
+		msg = fmt.Sprintf("env %s: %s", path[1], what)
+	case len(path) == 2:
+		msg = fmt.Sprintf("env %s: %s; a variable is set only by secretKeyRef with name and key", path[1], what)
+	case len(path) == 3 && keyErr.Duplicate:
+		msg = fmt.Sprintf("env %s: secretKeyRef: %s", path[1], what)
+	case len(path) == 3:
+		msg = fmt.Sprintf(`env %s: secretKeyRef: %s; secretKeyRef has only "name" and "key"`, path[1], what)
+	default:
+		return err
+	}
+	return &explainedError{msg: msg, cause: err}
+}
+
+// explainedError replaces a cause's message with one written for the person
+// reading it, and keeps the cause for errors.Is and errors.As.
+type explainedError struct {
+	msg   string
+	cause error
+}
+
+func (e *explainedError) Error() string { return e.msg }
+func (e *explainedError) Unwrap() error { return e.cause }
 
 // selectProgram finds the program an Issuer chose and checks that every
 // variable it fills is one the program allows.

@@ -135,6 +135,9 @@ func (s *Solver) install(st *state) {
 	s.locks.setLimit(st.cfg.MaxConcurrentRuns)
 	s.current.Store(st)
 	s.log.Info("solver config loaded", "source", st.cfg.Source, "programs", st.cfg.ProgramNames(), "defaultProgram", st.cfg.DefaultProgram)
+	for _, warning := range st.cfg.Warnings {
+		s.log.Info("WARNING: "+warning, "source", st.cfg.Source)
+	}
 }
 
 // newState asks every program for its propagation timeout and, when a RAW
@@ -229,16 +232,11 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 	if err := validateRequest(req); err != nil {
 		return err
 	}
-	var rawConfig []byte
-	if req.Config != nil {
-		rawConfig = req.Config.Raw
-	}
-	ic, err := ParseIssuerConfig(rawConfig)
+	p, ic, err := st.cfg.AdmitIssuer(issuerConfigOf(req), req.ResourceNamespace)
 	if err != nil {
 		return err
 	}
-	p, err := st.cfg.selectProgram(ic)
-	if err != nil {
+	if err := p.authorizeDomain(req.DNSName); err != nil {
 		return err
 	}
 	log = log.WithValues("program", p.Name)
@@ -383,6 +381,14 @@ func logRun(log logr.Logger, res runResult, err error) {
 		return
 	}
 	log.Info("program succeeded", kv...)
+}
+
+// issuerConfigOf returns the Issuer's webhook.config as cert-manager sent it.
+func issuerConfigOf(req *whapi.ChallengeRequest) []byte {
+	if req.Config == nil {
+		return nil
+	}
+	return req.Config.Raw
 }
 
 // validateRequest checks what cert-manager sent before any of it becomes an argument.
