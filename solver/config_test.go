@@ -19,7 +19,7 @@ func TestParseConfigErrors(t *testing.T) {
 		yaml    string
 		wantErr string
 	}{
-		"unknown top-level key": {"programs: []\nprogramz: []", `unknown key "programz"`},
+		"unknown top-level key":         {"programs: []\nprogramz: []", `unknown key "programz"`},
 		"top-level key in another case": {"Programs: []\nprograms: []", `unknown key "Programs"`},
 		"duplicate top-level key": {"defaultProgram: a\ndefaultProgram: b\nprograms: []",
 			"not valid YAML: yaml: unmarshal errors:\n  line 2: key \"defaultProgram\" already set in map"},
@@ -43,8 +43,8 @@ func TestParseConfigErrors(t *testing.T) {
 			`programs[0] ("a"): allowedDomains[0]: "." is not a domain; name the domain the program may be used for`},
 		"allowedDomains twice": {"programs:\n- name: a\n  path: " + ok + "\n  allowedDomains: [example.com, Example.COM.]",
 			`programs[0] ("a"): allowedDomains[1]: "Example.COM." is listed twice`},
-		"no programs":           {"programs: []", `no programs: add at least one under "programs"`},
-		"not yaml":              {"programs: [", "not valid YAML: yaml: line 1: did not find expected node content"},
+		"no programs": {"programs: []", `no programs: add at least one under "programs"`},
+		"not yaml":    {"programs: [", "not valid YAML: yaml: line 1: did not find expected node content"},
 		"unknown program key": {"programs:\n- name: a\n  path: " + ok + "\n  pth: x",
 			`programs[0] ("a"): unknown key "pth"`},
 		"relative path": {"programs:\n- name: a\n  path: ./record-argv.sh",
