@@ -61,3 +61,58 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "webhook-exec.servingSecret" -}}
 {{ include "webhook-exec.fullname" . }}-tls
 {{- end }}
+
+{{- /* cert-manager's cluster resource namespace: ClusterIssuers' Secrets and the namespace their requests carry. */ -}}
+{{- define "webhook-exec.clusterResourceNamespace" -}}
+{{- default .Values.certManager.namespace .Values.certManager.clusterResourceNamespace }}
+{{- end }}
+
+{{- /* "true" when the admission policy is rendered: asked for, and the cluster has ValidatingAdmissionPolicy v1 (1.30+). */ -}}
+{{- define "webhook-exec.admissionPolicy" -}}
+{{- if and .Values.admissionPolicy.enabled (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version) }}true{{ end }}
+{{- end }}
+
+{{- define "webhook-exec.policyParamsName" -}}
+{{- default (printf "%s-policy" .Values.config.existingConfigMap) .Values.admissionPolicy.paramsConfigMap }}
+{{- end }}
+
+{{- /* The programs as the admission policy sees them, from config.programs: the
+flattened format a params ConfigMap holds with config.existingConfigMap, as JSON. */ -}}
+{{- define "webhook-exec.programView" -}}
+{{- $names := list }}
+{{- $view := dict }}
+{{- range .Values.config.programs }}
+{{- $name := .name }}
+{{- $names = append $names $name }}
+{{- with .secretEnv }}{{ $_ := set $view (printf "%s.secretEnv" $name) (join "," .) }}{{ end }}
+{{- with .allowedNamespaces }}{{ $_ := set $view (printf "%s.allowedNamespaces" $name) (join "," .) }}{{ end }}
+{{- end }}
+{{- $_ := set $view "programs" (join "," (sortAlpha $names)) }}
+{{- with .Values.config.defaultProgram }}{{ $_ := set $view "defaultProgram" . }}{{ end }}
+{{- toJson $view }}
+{{- end }}
+
+{{- /* A CEL expression naming the JSON kind of the value of CEL expression ., as the webhook's refusals do. */ -}}
+{{- define "webhook-exec.celKind" -}}
+(type({{ . }}) == string ? 'a string' : type({{ . }}) == list ? 'an array' : type({{ . }}) == map ? 'an object' : type({{ . }}) == bool ? 'a bool' : type({{ . }}) == null_type ? 'null' : 'a number')
+{{- end }}
+
+{{- /* A CEL expression giving the webhook's refusal of env entry (index . 0) named (index . 1), or ''. */ -}}
+{{- define "webhook-exec.celEnvRefusal" -}}
+{{- $e := index . 0 }}{{ $n := index . 1 -}}
+(type({{ $e }}) == null_type || (type({{ $e }}) == map && (!has({{ $e }}.secretKeyRef) || type({{ $e }}.secretKeyRef) == null_type) && {{ $e }}.all(k, k == 'secretKeyRef')) ?
+  'issuer config: env ' + {{ $n }} + ': needs secretKeyRef with name and key' :
+type({{ $e }}) != map ?
+  'issuer config: env ' + {{ $n }} + ': expected a mapping, got ' + {{ include "webhook-exec.celKind" $e }} :
+{{ $e }}.exists(k, k != 'secretKeyRef') ?
+  'issuer config: env ' + {{ $n }} + ': unknown key "' + {{ $e }}.filter(k, k != 'secretKeyRef')[0] + '"; a variable is set only by secretKeyRef with name and key' :
+type({{ $e }}.secretKeyRef) != map ?
+  'issuer config: env ' + {{ $n }} + ': secretKeyRef: expected a mapping, got ' + {{ include "webhook-exec.celKind" (printf "%s.secretKeyRef" $e) }} :
+{{ $e }}.secretKeyRef.exists(k, k != 'name' && k != 'key') ?
+  'issuer config: env ' + {{ $n }} + ': unknown key "' + {{ $e }}.secretKeyRef.filter(k, k != 'name' && k != 'key')[0] + '"; a variable is set only by secretKeyRef with name and key' :
+{{ $e }}.secretKeyRef.exists(k, type({{ $e }}.secretKeyRef[k]) != string && type({{ $e }}.secretKeyRef[k]) != null_type) ?
+  'issuer config: env ' + {{ $n }} + ': secretKeyRef: expected strings for name and key' :
+!has({{ $e }}.secretKeyRef.name) || !has({{ $e }}.secretKeyRef.key) || {{ $e }}.secretKeyRef.name == null || {{ $e }}.secretKeyRef.key == null || {{ $e }}.secretKeyRef.name == '' || {{ $e }}.secretKeyRef.key == '' ?
+  'issuer config: env ' + {{ $n }} + ': secretKeyRef needs both name and key' :
+'')
+{{- end }}

@@ -1,0 +1,278 @@
+//go:build integration
+
+package chart
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	cmacme "github.com/cert-manager/cert-manager/pkg/apis/acme/v1"
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
+)
+
+// policyRelease is one install of the chart whose admission policy a test drives.
+type policyRelease struct {
+	name  string
+	group string
+	// clusterResourceNamespace is the namespace a ClusterIssuer's requests carry.
+	clusterResourceNamespace string
+}
+
+// The two ways the policy learns the programs: rendered from config.programs,
+// and read from a params ConfigMap beside config.existingConfigMap.
+var (
+	inlineRelease = policyRelease{name: "inline", group: "inline.acme.example.com", clusterResourceNamespace: "cert-manager"}
+	paramsRelease = policyRelease{name: "params", group: "params.acme.example.com", clusterResourceNamespace: "cm-resources"}
+)
+
+// policyKubectl runs kubectl against the test API server and returns its
+// stdout and stderr apart, since a warning goes to stderr of a success.
+type policyKubectl func(t *testing.T, args ...string) (stdout, stderr string, err error)
+
+// TestAdmissionPolicy installs the chart into a real kube-apiserver with
+// cert-manager's CRDs and checks what its ValidatingAdmissionPolicy does to
+// Issuers and ClusterIssuers.
+func TestAdmissionPolicy(t *testing.T) {
+	cp := testbed.StartControlPlane(t, testbed.ControlPlaneOptions{})
+	for _, ns := range []string{releaseNamespace, "cm-resources", "team-a", "team-b", "team-c"} {
+		if _, err := cp.Kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubeconfig := testbed.WriteKubeconfig(t, cp.UserConfig(t, "chart-admin", "system:masters"), filepath.Join(t.TempDir(), "kubeconfig"))
+	kubectl := func(t *testing.T, args ...string) (string, string, error) {
+		t.Helper()
+		cmd := exec.Command(os.Getenv("TEST_ASSET_KUBECTL"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return strings.TrimSpace(stdout.String()), strings.TrimSpace(stderr.String()), err
+	}
+	policyDir := filepath.Join(testbed.RepoRoot(t), "testdata", "chart", "policy")
+	install := func(t *testing.T, r policyRelease, args ...string) {
+		t.Helper()
+		args = append([]string{"install", r.name, chartDir(t), "--kubeconfig", kubeconfig, "--namespace", releaseNamespace,
+			"--set", "groupName=" + r.group}, args...)
+		if _, err := helm(t, args...); err != nil {
+			t.Fatalf("helm install %s: %v", r.name, err)
+		}
+		waitPolicyActive(t, cp, r)
+	}
+
+	install(t, inlineRelease, "-f", filepath.Join(policyDir, "inline.yaml"))
+	solverConfig, err := os.ReadFile(filepath.Join(policyDir, "solver-config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cp.Kube.CoreV1().ConfigMaps(releaseNamespace).Create(context.Background(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "solver-config"}, Data: map[string]string{"config.yaml": string(solverConfig)},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, err := kubectl(t, "apply", "-f", filepath.Join(policyDir, "params.yaml")); err != nil {
+		t.Fatalf("%v: %s%s", err, out, stderr)
+	}
+	install(t, paramsRelease, "--set", "config.existingConfigMap=solver-config", "--set", "secretsAccess.scope=none",
+		"--set", "certManager.clusterResourceNamespace="+paramsRelease.clusterResourceNamespace)
+
+	t.Run("differential", func(t *testing.T) { testPolicyDifferential(t, cp) })
+	t.Run("params missing", func(t *testing.T) { testPolicyParamsMissing(t, cp, kubectl) })
+}
+
+// waitPolicyActive waits until the API server enforces r's policy: policies
+// and bindings reach admission through informers, a moment after they are created.
+func waitPolicyActive(t *testing.T, cp *testbed.ControlPlane, r policyRelease) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := createIssuer(cp, "team-a", r.group, `"not a mapping"`)
+		if err != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the policy of release %s refuses nothing a minute after its install", r.name)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// issuerSpec is an ACME issuer whose first solver is group's exec solver with
+// the given webhook.config ("" for none), followed by another webhook's solver
+// whose config the policy must leave alone.
+func issuerSpec(group, config string) cmapi.IssuerSpec {
+	var raw *apiextensionsv1.JSON
+	if config != "" {
+		raw = &apiextensionsv1.JSON{Raw: []byte(config)}
+	}
+	webhook := func(group string, config *apiextensionsv1.JSON) cmacme.ACMEChallengeSolver {
+		return cmacme.ACMEChallengeSolver{DNS01: &cmacme.ACMEChallengeSolverDNS01{
+			Webhook: &cmacme.ACMEIssuerDNS01ProviderWebhook{GroupName: group, SolverName: "exec", Config: config},
+		}}
+	}
+	other := webhook("other.example.com", &apiextensionsv1.JSON{Raw: []byte(`{"Program": 1}`)})
+	return cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{ACME: &cmacme.ACMEIssuer{
+		Server:     "https://acme.example.com/directory",
+		PrivateKey: cmmeta.SecretKeySelector{LocalObjectReference: cmmeta.LocalObjectReference{Name: "account"}},
+		Solvers:    []cmacme.ACMEChallengeSolver{webhook(group, raw), other},
+	}}}
+}
+
+// createIssuer submits, as a server-side dry run with kubectl's strict field
+// validation, an Issuer in namespace (a ClusterIssuer for "").
+func createIssuer(cp *testbed.ControlPlane, namespace, group, config string) error {
+	opts := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: metav1.FieldValidationStrict}
+	meta := metav1.ObjectMeta{Name: "differential", Namespace: namespace}
+	var err error
+	if namespace == "" {
+		_, err = cp.CM.CertmanagerV1().ClusterIssuers().Create(context.Background(), &cmapi.ClusterIssuer{ObjectMeta: meta, Spec: issuerSpec(group, config)}, opts)
+	} else {
+		_, err = cp.CM.CertmanagerV1().Issuers(namespace).Create(context.Background(), &cmapi.Issuer{ObjectMeta: meta, Spec: issuerSpec(group, config)}, opts)
+	}
+	return err
+}
+
+// policyRefusal returns what the policy said after "denied request: ", or
+// the whole error when the refusal is not the policy's.
+func policyRefusal(err error) string {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return err.Error()
+	}
+	message := status.Status().Message
+	if _, refusal, ok := strings.Cut(message, " denied request: "); ok {
+		return refusal
+	}
+	return message
+}
+
+// policyCase is an Issuer config and the verdict on it, by release: the
+// refusal's exact words, or "" for accepted.
+type policyCase struct {
+	// namespace is the Issuer's; "" makes it a ClusterIssuer.
+	namespace string
+	// config is the exec solver's webhook.config as JSON; "" for none.
+	config string
+	want   map[string]string
+}
+
+// both is the verdict of both releases.
+func both(refusal string) map[string]string {
+	return map[string]string{inlineRelease.name: refusal, paramsRelease.name: refusal}
+}
+
+const (
+	noProgram   = `issuer config names no program and the solver config has no defaultProgram; set "program" to one of: cloud, nsupdate, tenant`
+	goodEnv     = `{"TSIG_SECRET": {"secretKeyRef": {"name": "tsig", "key": "secret"}}}`
+	onlyProgram = `; an Issuer may set only "program" and "env", spelled exactly`
+	onlyRef     = `; a variable is set only by secretKeyRef with name and key`
+)
+
+// policyCases is the table both enforcers must agree on.
+var policyCases = map[string]policyCase{
+	"program with its variable":          {"team-c", `{"program": "nsupdate", "env": ` + goodEnv + `}`, both("")},
+	"program with no variables":          {"team-c", `{"program": "nsupdate"}`, both("")},
+	"program in an allowed namespace":    {"team-b", `{"program": "tenant", "env": {"API_TOKEN": {"secretKeyRef": {"name": "t", "key": "k"}}}}`, both("")},
+	"empty env":                          {"team-a", `{"program": "cloud", "env": {}}`, both("")},
+	"no config":                          {"team-a", ``, map[string]string{"inline": noProgram, "params": ""}},
+	"empty config":                       {"team-a", `{}`, map[string]string{"inline": noProgram, "params": ""}},
+	"null config":                        {"team-a", `null`, map[string]string{"inline": noProgram, "params": ""}},
+	"env only, default program":          {"team-a", `{"env": ` + goodEnv + `}`, map[string]string{"inline": noProgram, "params": ""}},
+	"empty program name":                 {"team-a", `{"program": ""}`, map[string]string{"inline": noProgram, "params": ""}},
+	"config a string":                    {"team-a", `"nsupdate"`, both(`issuer config: expected a mapping, got a string`)},
+	"config an array":                    {"team-a", `["nsupdate"]`, both(`issuer config: expected a mapping, got an array`)},
+	"config a number":                    {"team-a", `42`, both(`issuer config: expected a mapping, got a number`)},
+	"config a bool":                      {"team-a", `true`, both(`issuer config: expected a mapping, got a bool`)},
+	"key Program":                        {"team-a", `{"Program": "nsupdate"}`, both(`issuer config: unknown key "Program"` + onlyProgram)},
+	"key PROGRAM beside program":         {"team-a", `{"program": "nsupdate", "PROGRAM": "tenant"}`, both(`issuer config: unknown key "PROGRAM"` + onlyProgram)},
+	"key secretEnv":                      {"team-a", `{"program": "nsupdate", "secretEnv": ["TSIG_SECRET"]}`, both(`issuer config: unknown key "secretEnv"` + onlyProgram)},
+	"program a number":                   {"team-a", `{"program": 1}`, both(`issuer config: program: expected a string, got a number`)},
+	"program not configured":             {"team-a", `{"program": "route53"}`, both(`issuer config: program "route53" is not configured; choose one of: cloud, nsupdate, tenant`)},
+	"program case variant":               {"team-a", `{"program": "NSUPDATE"}`, both(`issuer config: program "NSUPDATE" is not configured; choose one of: cloud, nsupdate, tenant`)},
+	"env a list":                         {"team-a", `{"program": "nsupdate", "env": ["TSIG_SECRET"]}`, both(`issuer config: env: expected a mapping, got an array`)},
+	"env a string":                       {"team-a", `{"program": "nsupdate", "env": "TSIG_SECRET=x"}`, both(`issuer config: env: expected a mapping, got a string`)},
+	"env value a string":                 {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": "s3cr3t"}}`, both(`issuer config: env TSIG_SECRET: expected a mapping, got a string`)},
+	"env value empty":                    {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {}}}`, both(`issuer config: env TSIG_SECRET: needs secretKeyRef with name and key`)},
+	"secretKeyRef misspelled":            {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyref": {"name": "tsig", "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: unknown key "secretKeyref"` + onlyRef)},
+	"value beside secretKeyRef":          {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"value": "x", "secretKeyRef": {"name": "tsig", "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: unknown key "value"` + onlyRef)},
+	"secretKeyRef with namespace":        {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": "tsig", "key": "secret", "namespace": "kube-system"}}}}`, both(`issuer config: env TSIG_SECRET: unknown key "namespace"` + onlyRef)},
+	"secretKeyRef without key":           {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": "tsig"}}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef needs both name and key`)},
+	"secretKeyRef with empty name":       {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": "", "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef needs both name and key`)},
+	"env not the program's":              {"team-a", `{"program": "nsupdate", "env": {"API_TOKEN": {"secretKeyRef": {"name": "t", "key": "k"}}}}`, both(`issuer config: env API_TOKEN is not allowed for program "nsupdate"; allowed: NSUPDATE_SERVER, TSIG_SECRET`)},
+	"env for a program with none":        {"team-a", `{"program": "cloud", "env": {"CLOUD_TOKEN": {"secretKeyRef": {"name": "t", "key": "k"}}}}`, both(`issuer config: env CLOUD_TOKEN is not allowed: program "cloud" allows no Secret-backed variables`)},
+	"env case variant":                   {"team-a", `{"program": "nsupdate", "env": {"tsig_secret": {"secretKeyRef": {"name": "t", "key": "k"}}}}`, both(`issuer config: env tsig_secret is not allowed for program "nsupdate"; allowed: NSUPDATE_SERVER, TSIG_SECRET`)},
+	"namespace not allowed":              {"team-c", `{"program": "tenant"}`, both(`program "tenant" may not be used from namespace "team-c"; allowed namespaces: team-a, team-b`)},
+	"ClusterIssuer, program for anyone":  {"", `{"program": "nsupdate", "env": ` + goodEnv + `}`, both("")},
+	"ClusterIssuer, program for tenants": {"", `{"program": "tenant"}`, map[string]string{"inline": `program "tenant" may not be used from namespace "cert-manager"; allowed namespaces: team-a, team-b`, "params": `program "tenant" may not be used from namespace "cm-resources"; allowed namespaces: team-a, team-b`}},
+	"ClusterIssuer, program for cert-manager's namespace": {"", `{"program": "cloud"}`, map[string]string{"inline": "", "params": `program "cloud" may not be used from namespace "cm-resources"; allowed namespaces: team-a, cert-manager`}},
+}
+
+// testPolicyDifferential runs policyCases through the policy of each release.
+func testPolicyDifferential(t *testing.T, cp *testbed.ControlPlane) {
+	for name, tc := range policyCases {
+		for _, r := range []policyRelease{inlineRelease, paramsRelease} {
+			want, ok := tc.want[r.name]
+			if !ok {
+				t.Fatalf("%s: no verdict for release %s", name, r.name)
+			}
+			t.Run(name+"/"+r.name, func(t *testing.T) {
+				got := ""
+				if err := createIssuer(cp, tc.namespace, r.group, tc.config); err != nil {
+					got = policyRefusal(err)
+				}
+				if got != want {
+					t.Errorf("policy:\n got: %s\nwant: %s", got, want)
+				}
+			})
+		}
+	}
+}
+
+// testPolicyParamsMissing checks the deliberate parameterNotFoundAction Allow:
+// without its params ConfigMap the policy of an existingConfigMap install
+// admits everything (the webhook still refuses at request time), where Deny
+// would refuse every Issuer in the cluster, of any kind.
+func testPolicyParamsMissing(t *testing.T, cp *testbed.ControlPlane, kubectl policyKubectl) {
+	bad := `{"program": "route53"}`
+	if err := cp.Kube.CoreV1().ConfigMaps(releaseNamespace).Delete(context.Background(), "solver-config-policy", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitVerdict(t, "an Issuer naming no configured program, without params", func() bool { return createIssuer(cp, "team-a", paramsRelease.group, bad) == nil })
+	if err := createIssuer(cp, "team-a", inlineRelease.group, bad); err == nil {
+		t.Error("the inline release's policy admitted a program that is not configured")
+	}
+
+	binding := paramsRelease.name + "-cert-manager-webhook-exec." + paramsRelease.group
+	if out, stderr, err := kubectl(t, "patch", "validatingadmissionpolicybinding", binding, "--type=merge",
+		"-p", `{"spec":{"paramRef":{"parameterNotFoundAction":"Deny"}}}`); err != nil {
+		t.Fatalf("%v: %s%s", err, out, stderr)
+	}
+	waitVerdict(t, "an Issuer of another webhook, refused with Deny", func() bool { return createIssuer(cp, "team-a", "other.example.com", `{}`) != nil })
+	err := createIssuer(cp, "team-a", "other.example.com", `{}`)
+	t.Logf("with parameterNotFoundAction Deny and no params, an Issuer of another webhook is refused: %v", err)
+}
+
+// waitVerdict waits up to a minute for verdict to hold, as a policy or binding
+// change reaches admission through informers.
+func waitVerdict(t *testing.T, what string, verdict func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !verdict() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute, still not: %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
