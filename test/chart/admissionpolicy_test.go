@@ -240,28 +240,38 @@ func testPolicyDifferential(t *testing.T, cp *testbed.ControlPlane) {
 	}
 }
 
-// testPolicyParamsMissing checks the deliberate parameterNotFoundAction Allow:
-// without its params ConfigMap the policy of an existingConfigMap install
-// admits everything (the webhook still refuses at request time), where Deny
-// would refuse every Issuer in the cluster, of any kind.
+// testPolicyParamsMissing checks the deliberate parameterNotFoundAction Allow
+// and failurePolicy Ignore: without its params ConfigMap the policy of an
+// existingConfigMap install admits everything (the webhook still refuses at
+// request time), where Deny with failurePolicy Fail would refuse every Issuer
+// in the cluster, of any kind.
 func testPolicyParamsMissing(t *testing.T, cp *testbed.ControlPlane, kubectl policyKubectl) {
 	bad := `{"program": "route53"}`
 	if err := cp.Kube.CoreV1().ConfigMaps(releaseNamespace).Delete(context.Background(), "solver-config-policy", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitVerdict(t, "an Issuer naming no configured program, without params", func() bool { return createIssuer(cp, "team-a", paramsRelease.group, bad) == nil })
+	waitVerdict(t, "an Issuer naming no configured program admitted without params", func() bool {
+		return createIssuer(cp, "team-a", paramsRelease.group, bad) == nil
+	})
 	if err := createIssuer(cp, "team-a", inlineRelease.group, bad); err == nil {
 		t.Error("the inline release's policy admitted a program that is not configured")
 	}
 
-	binding := paramsRelease.name + "-cert-manager-webhook-exec." + paramsRelease.group
-	if out, stderr, err := kubectl(t, "patch", "validatingadmissionpolicybinding", binding, "--type=merge",
-		"-p", `{"spec":{"paramRef":{"parameterNotFoundAction":"Deny"}}}`); err != nil {
-		t.Fatalf("%v: %s%s", err, out, stderr)
+	name := paramsRelease.name + "-cert-manager-webhook-exec." + paramsRelease.group
+	for _, patch := range [][]string{
+		{"validatingadmissionpolicybinding", name, `{"spec":{"paramRef":{"parameterNotFoundAction":"Deny"}}}`},
+		{"validatingadmissionpolicy", name, `{"spec":{"failurePolicy":"Fail"}}`},
+	} {
+		if out, stderr, err := kubectl(t, "patch", patch[0], patch[1], "--type=merge", "-p", patch[2]); err != nil {
+			t.Fatalf("%v: %s%s", err, out, stderr)
+		}
 	}
-	waitVerdict(t, "an Issuer of another webhook, refused with Deny", func() bool { return createIssuer(cp, "team-a", "other.example.com", `{}`) != nil })
-	err := createIssuer(cp, "team-a", "other.example.com", `{}`)
-	t.Logf("with parameterNotFoundAction Deny and no params, an Issuer of another webhook is refused: %v", err)
+	otherWebhook := func() error { return createIssuer(cp, "team-a", "other.example.com", `{}`) }
+	waitVerdict(t, "with Deny and Fail, an Issuer of another webhook refused", func() bool { return otherWebhook() != nil })
+	want := "failed to configure binding: no params found for policy binding with `Deny` parameterNotFoundAction"
+	if got := policyRefusal(otherWebhook()); got != want {
+		t.Errorf("with Deny and Fail, an Issuer of another webhook is refused with:\n%s\nwant: %s", got, want)
+	}
 }
 
 // waitVerdict waits up to a minute for verdict to hold, as a policy or binding
