@@ -15,10 +15,12 @@ import (
 	cmacme "github.com/cert-manager/cert-manager/pkg/apis/acme/v1"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	cmclient "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
 )
@@ -36,10 +38,14 @@ type policyRelease struct {
 var (
 	inlineRelease = policyRelease{name: "inline", group: "inline.acme.example.com", clusterResourceNamespace: "cert-manager"}
 	paramsRelease = policyRelease{name: "params", group: "params.acme.example.com", clusterResourceNamespace: "cm-resources"}
+	// defaultRelease is the README's install with the chart's defaults.
+	defaultRelease = policyRelease{name: "exec-webhook", group: "acme.example.com", clusterResourceNamespace: "cert-manager"}
+	warnRelease    = policyRelease{name: "warn", group: "warn.acme.example.com", clusterResourceNamespace: "cert-manager"}
 )
 
-// policyKubectl runs kubectl against the test API server and returns its
-// stdout and stderr apart, since a warning goes to stderr of a success.
+// policyKubectl runs kubectl against the test API server in a working
+// directory of its own and returns its stdout and stderr apart, since a
+// warning goes to stderr of a success.
 type policyKubectl func(t *testing.T, args ...string) (stdout, stderr string, err error)
 
 // TestAdmissionPolicy installs the chart into a real kube-apiserver with
@@ -53,9 +59,11 @@ func TestAdmissionPolicy(t *testing.T) {
 		}
 	}
 	kubeconfig := testbed.WriteKubeconfig(t, cp.UserConfig(t, "chart-admin", "system:masters"), filepath.Join(t.TempDir(), "kubeconfig"))
+	workDir := t.TempDir()
 	kubectl := func(t *testing.T, args ...string) (string, string, error) {
 		t.Helper()
 		cmd := exec.Command(os.Getenv("TEST_ASSET_KUBECTL"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+		cmd.Dir = workDir
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()
@@ -89,24 +97,43 @@ func TestAdmissionPolicy(t *testing.T) {
 		"--set", "certManager.clusterResourceNamespace="+paramsRelease.clusterResourceNamespace)
 
 	t.Run("differential", func(t *testing.T) { testPolicyDifferential(t, cp) })
+	t.Run("default install", func(t *testing.T) {
+		install(t, defaultRelease)
+		testPolicyDefaultInstall(t, kubectl, workDir)
+	})
+	t.Run("Warn", func(t *testing.T) {
+		install(t, warnRelease, "--set", "admissionPolicy.validationActions={Warn}")
+		testPolicyWarn(t, kubectl, workDir)
+	})
 	t.Run("params missing", func(t *testing.T) { testPolicyParamsMissing(t, cp, kubectl) })
 }
 
-// waitPolicyActive waits until the API server enforces r's policy: policies
-// and bindings reach admission through informers, a moment after they are created.
+// waitPolicyActive waits until the API server applies r's policy (a refusal
+// or a warning): policies and bindings reach admission through informers, a
+// moment after they are created.
 func waitPolicyActive(t *testing.T, cp *testbed.ControlPlane, r policyRelease) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		err := createIssuer(cp, "team-a", r.group, `"not a mapping"`)
-		if err != nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the policy of release %s refuses nothing a minute after its install", r.name)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitVerdict(t, "the policy of release "+r.name+" acts on a config that is a string", func() bool {
+		warnings, err := createIssuerWarned(t, cp, "team-a", r.group, `"not a mapping"`)
+		return err != nil || len(warnings) != 0
+	})
+}
+
+// warningRecorder keeps the warnings the API server sends.
+type warningRecorder struct{ warnings []string }
+
+func (w *warningRecorder) HandleWarningHeader(_ int, _ string, text string) {
+	w.warnings = append(w.warnings, text)
+}
+
+// createIssuerWarned is createIssuer, returning the API server's warnings too.
+func createIssuerWarned(t *testing.T, cp *testbed.ControlPlane, namespace, group, config string) ([]string, error) {
+	t.Helper()
+	recorder := &warningRecorder{}
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.WarningHandler = recorder
+	err := createIssuer(cmclient.NewForConfigOrDie(cfg), namespace, group, config)
+	return recorder.warnings, err
 }
 
 // issuerSpec is an ACME issuer whose first solver is group's exec solver with
@@ -132,14 +159,14 @@ func issuerSpec(group, config string) cmapi.IssuerSpec {
 
 // createIssuer submits, as a server-side dry run with kubectl's strict field
 // validation, an Issuer in namespace (a ClusterIssuer for "").
-func createIssuer(cp *testbed.ControlPlane, namespace, group, config string) error {
+func createIssuer(cm cmclient.Interface, namespace, group, config string) error {
 	opts := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: metav1.FieldValidationStrict}
 	meta := metav1.ObjectMeta{Name: "differential", Namespace: namespace}
 	var err error
 	if namespace == "" {
-		_, err = cp.CM.CertmanagerV1().ClusterIssuers().Create(context.Background(), &cmapi.ClusterIssuer{ObjectMeta: meta, Spec: issuerSpec(group, config)}, opts)
+		_, err = cm.CertmanagerV1().ClusterIssuers().Create(context.Background(), &cmapi.ClusterIssuer{ObjectMeta: meta, Spec: issuerSpec(group, config)}, opts)
 	} else {
-		_, err = cp.CM.CertmanagerV1().Issuers(namespace).Create(context.Background(), &cmapi.Issuer{ObjectMeta: meta, Spec: issuerSpec(group, config)}, opts)
+		_, err = cm.CertmanagerV1().Issuers(namespace).Create(context.Background(), &cmapi.Issuer{ObjectMeta: meta, Spec: issuerSpec(group, config)}, opts)
 	}
 	return err
 }
@@ -229,7 +256,7 @@ func testPolicyDifferential(t *testing.T, cp *testbed.ControlPlane) {
 			}
 			t.Run(name+"/"+r.name, func(t *testing.T) {
 				got := ""
-				if err := createIssuer(cp, tc.namespace, r.group, tc.config); err != nil {
+				if err := createIssuer(cp.CM, tc.namespace, r.group, tc.config); err != nil {
 					got = policyRefusal(err)
 				}
 				if got != want {
@@ -251,9 +278,9 @@ func testPolicyParamsMissing(t *testing.T, cp *testbed.ControlPlane, kubectl pol
 		t.Fatal(err)
 	}
 	waitVerdict(t, "an Issuer naming no configured program admitted without params", func() bool {
-		return createIssuer(cp, "team-a", paramsRelease.group, bad) == nil
+		return createIssuer(cp.CM, "team-a", paramsRelease.group, bad) == nil
 	})
-	if err := createIssuer(cp, "team-a", inlineRelease.group, bad); err == nil {
+	if err := createIssuer(cp.CM, "team-a", inlineRelease.group, bad); err == nil {
 		t.Error("the inline release's policy admitted a program that is not configured")
 	}
 
@@ -266,7 +293,7 @@ func testPolicyParamsMissing(t *testing.T, cp *testbed.ControlPlane, kubectl pol
 			t.Fatalf("%v: %s%s", err, out, stderr)
 		}
 	}
-	otherWebhook := func() error { return createIssuer(cp, "team-a", "other.example.com", `{}`) }
+	otherWebhook := func() error { return createIssuer(cp.CM, "team-a", "other.example.com", `{}`) }
 	waitVerdict(t, "with Deny and Fail, an Issuer of another webhook refused", func() bool { return otherWebhook() != nil })
 	want := "failed to configure binding: no params found for policy binding with `Deny` parameterNotFoundAction"
 	if got := policyRefusal(otherWebhook()); got != want {
@@ -285,4 +312,115 @@ func waitVerdict(t *testing.T, what string, verdict func() bool) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// issuerManifest is an Issuer in team-a using group's exec solver with the
+// given webhook.config (YAML, indented for its place).
+func issuerManifest(name, group, config string) string {
+	return `apiVersion: cert-manager.io/v1
+kind: Issuer
+metadata:
+  name: ` + name + `
+  namespace: team-a
+spec:
+  acme:
+    server: https://acme-v02.api.letsencrypt.org/directory
+    privateKeySecretRef: {name: ` + name + `-account}
+    solvers:
+    - dns01:
+        webhook:
+          groupName: ` + group + `
+          solverName: exec
+          config: ` + config + "\n"
+}
+
+// applyManifest writes manifest to file in dir and runs `kubectl apply -f file` there.
+func applyManifest(t *testing.T, kubectl policyKubectl, dir, file, manifest string) (stdout, stderr string, err error) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kubectl(t, "apply", "-f", file)
+}
+
+// testPolicyDefaultInstall applies, as a user does, Issuers to the chart
+// installed with its defaults: the good ones are created, each bad one is
+// refused with the policy's message, and the README's example refusal is the
+// one kubectl prints.
+func testPolicyDefaultInstall(t *testing.T, kubectl policyKubectl, dir string) {
+	group := defaultRelease.group
+	good := map[string]string{
+		"README Issuer":           readmeBlock(t, "apiVersion: cert-manager.io/v1\nkind: Issuer\n"),
+		"deploy/examples Issuer":  readFile(t, filepath.Join(testbed.RepoRoot(t), "deploy", "examples", "issuer-default-mode.yaml")),
+		"the default program":     issuerManifest("no-program", group, "{}"),
+		"every allowed variable":  issuerManifest("all-variables", group, "{program: nsupdate, env: {NSUPDATE_SERVER: {secretKeyRef: {name: a, key: b}}, NSUPDATE_PORT: {secretKeyRef: {name: a, key: c}}, NSUPDATE_ZONE: {secretKeyRef: {name: a, key: d}}, TSIG_KEY_NAME: {secretKeyRef: {name: a, key: e}}, TSIG_ALGORITHM: {secretKeyRef: {name: a, key: f}}, TSIG_SECRET: {secretKeyRef: {name: a, key: g}}}}"),
+		"another webhook's typos": issuerManifest("other-webhook", "other.example.com", "{Program: x}"),
+	}
+	for name, manifest := range good {
+		t.Run(name, func(t *testing.T) {
+			if out, stderr, err := applyManifest(t, kubectl, dir, "good.yaml", manifest); err != nil || stderr != "" {
+				t.Errorf("kubectl apply: %v\n%s\n%s", err, out, stderr)
+			}
+		})
+	}
+
+	bad := map[string]struct{ manifest, want string }{
+		"program misspelled": {issuerManifest("misspelled", group, "{program: nsupdte}"),
+			`issuer config: program "nsupdte" is not configured; choose one of: nsupdate`},
+		"secretKeyRef misspelled": {issuerManifest("secretkeyref", group, "{env: {TSIG_SECRET: {secretKeyref: {name: tsig, key: secret}}}}"),
+			`issuer config: env TSIG_SECRET: unknown key "secretKeyref"; a variable is set only by secretKeyRef with name and key`},
+		"variable the program does not allow": {issuerManifest("api-token", group, "{program: nsupdate, env: {API_TOKEN: {secretKeyRef: {name: t, key: k}}}}"),
+			`issuer config: env API_TOKEN is not allowed for program "nsupdate"; allowed: NSUPDATE_SERVER, NSUPDATE_PORT, NSUPDATE_ZONE, TSIG_KEY_NAME, TSIG_ALGORITHM, TSIG_SECRET`},
+		"key Program": {issuerManifest("capital", group, "{Program: nsupdate}"),
+			`issuer config: unknown key "Program"; an Issuer may set only "program" and "env", spelled exactly`},
+		"config a string": {issuerManifest("string", group, "nsupdate"),
+			`issuer config: expected a mapping, got a string`},
+		"deploy/examples ClusterIssuer, whose RAW program the defaults lack": {
+			readFile(t, filepath.Join(testbed.RepoRoot(t), "deploy", "examples", "clusterissuer-raw-mode.yaml")),
+			`issuer config: program "lego-raw" is not configured; choose one of: nsupdate`},
+	}
+	for name, tc := range bad {
+		t.Run(name, func(t *testing.T) {
+			_, stderr, err := applyManifest(t, kubectl, dir, "bad.yaml", tc.manifest)
+			if err == nil || !strings.Contains(stderr, " denied request: "+tc.want+"\n") && !strings.HasSuffix(stderr, " denied request: "+tc.want) {
+				t.Errorf("kubectl apply: %v\n%s\nwant the policy's refusal: %s", err, stderr, tc.want)
+			}
+		})
+	}
+
+	t.Run("README example", func(t *testing.T) {
+		manifest := readmeBlock(t, "# issuer.yaml")
+		command, want, _ := strings.Cut(readmeBlock(t, "$ kubectl apply -f issuer.yaml\n"), "\n")
+		if command != "$ kubectl apply -f issuer.yaml" {
+			t.Fatalf("README command %q", command)
+		}
+		_, stderr, err := applyManifest(t, kubectl, dir, "issuer.yaml", manifest)
+		if err == nil || stderr != strings.TrimSpace(want) {
+			t.Errorf("kubectl apply -f issuer.yaml: %v\n got: %s\nwant: %s (README)", err, stderr, strings.TrimSpace(want))
+		}
+	})
+}
+
+// testPolicyWarn checks validationActions [Warn]: a bad Issuer is created,
+// and kubectl prints the policy's message as a warning.
+func testPolicyWarn(t *testing.T, kubectl policyKubectl, dir string) {
+	out, stderr, err := applyManifest(t, kubectl, dir, "warn.yaml", issuerManifest("warned", warnRelease.group, "{program: nsupdte}"))
+	if err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, stderr)
+	}
+	policy := warnRelease.name + "-cert-manager-webhook-exec." + warnRelease.group
+	want := "Warning: Validation failed for ValidatingAdmissionPolicy '" + policy + "' with binding '" + policy +
+		`': issuer config: program "nsupdte" is not configured; choose one of: nsupdate`
+	if stderr != want || out != "issuer.cert-manager.io/warned created" {
+		t.Errorf("kubectl apply printed\n%s\n%s\nwant the warning\n%s", out, stderr, want)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }
