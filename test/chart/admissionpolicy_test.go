@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/solver"
 )
 
 // policyRelease is one install of the chart whose admission policy a test drives.
@@ -96,7 +97,11 @@ func TestAdmissionPolicy(t *testing.T) {
 	install(t, paramsRelease, "--set", "config.existingConfigMap=solver-config", "--set", "secretsAccess.scope=none",
 		"--set", "certManager.clusterResourceNamespace="+paramsRelease.clusterResourceNamespace)
 
-	t.Run("differential", func(t *testing.T) { testPolicyDifferential(t, cp) })
+	configs := map[string]*solver.Config{
+		inlineRelease.name: installedSolverConfig(t, cp, inlineRelease.name+"-cert-manager-webhook-exec-config"),
+		paramsRelease.name: installedSolverConfig(t, cp, "solver-config"),
+	}
+	t.Run("differential", func(t *testing.T) { testPolicyDifferential(t, cp, configs) })
 	t.Run("default install", func(t *testing.T) {
 		install(t, defaultRelease)
 		testPolicyDefaultInstall(t, kubectl, workDir)
@@ -106,6 +111,21 @@ func TestAdmissionPolicy(t *testing.T) {
 		testPolicyWarn(t, kubectl, workDir)
 	})
 	t.Run("params missing", func(t *testing.T) { testPolicyParamsMissing(t, cp, kubectl) })
+}
+
+// installedSolverConfig loads the solver config a release's webhook would
+// load, from its ConfigMap on the API server.
+func installedSolverConfig(t *testing.T, cp *testbed.ControlPlane, configMap string) *solver.Config {
+	t.Helper()
+	cm, err := cp.Kube.CoreV1().ConfigMaps(releaseNamespace).Get(context.Background(), configMap, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := solver.ParseConfig([]byte(cm.Data["config.yaml"]), readmeDefaults, anyPath)
+	if err != nil {
+		t.Fatalf("ConfigMap %s: %v", configMap, err)
+	}
+	return cfg
 }
 
 // waitPolicyActive waits until the API server applies r's policy (a refusal
@@ -230,24 +250,43 @@ var policyCases = map[string]policyCase{
 	"program case variant":               {"team-a", `{"program": "NSUPDATE"}`, both(`issuer config: program "NSUPDATE" is not configured; choose one of: cloud, nsupdate, tenant`)},
 	"env a list":                         {"team-a", `{"program": "nsupdate", "env": ["TSIG_SECRET"]}`, both(`issuer config: env: expected a mapping, got an array`)},
 	"env a string":                       {"team-a", `{"program": "nsupdate", "env": "TSIG_SECRET=x"}`, both(`issuer config: env: expected a mapping, got a string`)},
-	"env value a string":                 {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": "s3cr3t"}}`, both(`issuer config: env TSIG_SECRET: expected a mapping, got a string`)},
+	"env value a string":                 {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": "s3cr3t"}}`, both(`issuer config: env: expected a mapping, got a string`)},
 	"env value empty":                    {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {}}}`, both(`issuer config: env TSIG_SECRET: needs secretKeyRef with name and key`)},
 	"secretKeyRef misspelled":            {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyref": {"name": "tsig", "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: unknown key "secretKeyref"` + onlyRef)},
 	"value beside secretKeyRef":          {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"value": "x", "secretKeyRef": {"name": "tsig", "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: unknown key "value"` + onlyRef)},
-	"secretKeyRef with namespace":        {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": "tsig", "key": "secret", "namespace": "kube-system"}}}}`, both(`issuer config: env TSIG_SECRET: unknown key "namespace"` + onlyRef)},
+	"secretKeyRef with namespace":        {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": "tsig", "key": "secret", "namespace": "kube-system"}}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef: unknown key "namespace"; secretKeyRef has only "name" and "key"`)},
 	"secretKeyRef without key":           {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": "tsig"}}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef needs both name and key`)},
 	"secretKeyRef with empty name":       {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": "", "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef needs both name and key`)},
 	"env not the program's":              {"team-a", `{"program": "nsupdate", "env": {"API_TOKEN": {"secretKeyRef": {"name": "t", "key": "k"}}}}`, both(`issuer config: env API_TOKEN is not allowed for program "nsupdate"; allowed: NSUPDATE_SERVER, TSIG_SECRET`)},
 	"env for a program with none":        {"team-a", `{"program": "cloud", "env": {"CLOUD_TOKEN": {"secretKeyRef": {"name": "t", "key": "k"}}}}`, both(`issuer config: env CLOUD_TOKEN is not allowed: program "cloud" allows no Secret-backed variables`)},
 	"env case variant":                   {"team-a", `{"program": "nsupdate", "env": {"tsig_secret": {"secretKeyRef": {"name": "t", "key": "k"}}}}`, both(`issuer config: env tsig_secret is not allowed for program "nsupdate"; allowed: NSUPDATE_SERVER, TSIG_SECRET`)},
 	"namespace not allowed":              {"team-c", `{"program": "tenant"}`, both(`program "tenant" may not be used from namespace "team-c"; allowed namespaces: team-a, team-b`)},
+	"null program":                       {"team-a", `{"program": null}`, map[string]string{"inline": noProgram, "params": ""}},
+	"null env":                           {"team-a", `{"program": "nsupdate", "env": null}`, both("")},
+	"env value null":                     {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": null}}`, both(`issuer config: env TSIG_SECRET: needs secretKeyRef with name and key`)},
+	"secretKeyRef null":                  {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": null}}}`, both(`issuer config: env TSIG_SECRET: needs secretKeyRef with name and key`)},
+	"secretKeyRef a string":              {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": "tsig/secret"}}}`, both(`issuer config: secretKeyRef: expected a mapping, got a string`)},
+	"secretKeyRef name a number":         {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": 1, "key": "secret"}}}}`, both(`issuer config: name: expected a string, got a number`)},
+	"secretKeyRef name null":             {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": null, "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef needs both name and key`)},
+	"duplicate program":                  {"team-a", `{"program": "nsupdate", "program": "tenant"}`, both(`issuer config: key "program" appears twice`)},
 	"ClusterIssuer, program for anyone":  {"", `{"program": "nsupdate", "env": ` + goodEnv + `}`, both("")},
 	"ClusterIssuer, program for tenants": {"", `{"program": "tenant"}`, map[string]string{"inline": `program "tenant" may not be used from namespace "cert-manager"; allowed namespaces: team-a, team-b`, "params": `program "tenant" may not be used from namespace "cm-resources"; allowed namespaces: team-a, team-b`}},
 	"ClusterIssuer, program for cert-manager's namespace": {"", `{"program": "cloud"}`, map[string]string{"inline": "", "params": `program "cloud" may not be used from namespace "cm-resources"; allowed namespaces: team-a, cert-manager`}},
 }
 
-// testPolicyDifferential runs policyCases through the policy of each release.
-func testPolicyDifferential(t *testing.T, cp *testbed.ControlPlane) {
+// apiServerRefusals are the rows the API server refuses itself, before
+// admission, with strict field validation (kubectl's default): the policy never
+// sees them, and the webhook refuses them too. Without strict validation the
+// API server keeps the last duplicate, and that is all the webhook receives.
+var apiServerRefusals = map[string]string{
+	"duplicate program": `Issuer in version "v1" cannot be handled as a Issuer: strict decoding error: duplicate field "spec.acme.solvers[0].dns01.webhook.config.program"`,
+}
+
+// testPolicyDifferential runs policyCases through both enforcers of each
+// release: the solver's own verdict (solver.Config.AdmitIssuer on the
+// release's solver config) and the release's policy on the API server. Each
+// must give the row's verdict, so a row where they disagree fails.
+func testPolicyDifferential(t *testing.T, cp *testbed.ControlPlane, configs map[string]*solver.Config) {
 	for name, tc := range policyCases {
 		for _, r := range []policyRelease{inlineRelease, paramsRelease} {
 			want, ok := tc.want[r.name]
@@ -255,12 +294,28 @@ func testPolicyDifferential(t *testing.T, cp *testbed.ControlPlane) {
 				t.Fatalf("%s: no verdict for release %s", name, r.name)
 			}
 			t.Run(name+"/"+r.name, func(t *testing.T) {
-				got := ""
-				if err := createIssuer(cp.CM, tc.namespace, r.group, tc.config); err != nil {
-					got = policyRefusal(err)
+				namespace := tc.namespace
+				if namespace == "" {
+					namespace = r.clusterResourceNamespace
 				}
-				if got != want {
-					t.Errorf("policy:\n got: %s\nwant: %s", got, want)
+				var raw []byte
+				if tc.config != "" {
+					raw = []byte(tc.config)
+				}
+				webhook := ""
+				if _, _, err := configs[r.name].AdmitIssuer(raw, namespace); err != nil {
+					webhook = err.Error()
+				}
+				policy := ""
+				if err := createIssuer(cp.CM, tc.namespace, r.group, tc.config); err != nil {
+					policy = policyRefusal(err)
+				}
+				wantPolicy := want
+				if refusal, ok := apiServerRefusals[name]; ok {
+					wantPolicy = refusal
+				}
+				if webhook != want || policy != wantPolicy {
+					t.Errorf("\nwebhook: %s\n   want: %s\n policy: %s\n   want: %s", webhook, want, policy, wantPolicy)
 				}
 			})
 		}

@@ -97,22 +97,42 @@ flattened format a params ConfigMap holds with config.existingConfigMap, as JSON
 (type({{ . }}) == string ? 'a string' : type({{ . }}) == list ? 'an array' : type({{ . }}) == map ? 'an object' : type({{ . }}) == bool ? 'a bool' : type({{ . }}) == null_type ? 'null' : 'a number')
 {{- end }}
 
-{{- /* A CEL expression giving the webhook's refusal of env entry (index . 0) named (index . 1), or ''. */ -}}
-{{- define "webhook-exec.celEnvRefusal" -}}
-{{- $e := index . 0 }}{{ $n := index . 1 -}}
-(type({{ $e }}) == null_type || (type({{ $e }}) == map && (!has({{ $e }}.secretKeyRef) || type({{ $e }}.secretKeyRef) == null_type) && {{ $e }}.all(k, k == 'secretKeyRef')) ?
-  'issuer config: env ' + {{ $n }} + ': needs secretKeyRef with name and key' :
-type({{ $e }}) != map ?
-  'issuer config: env ' + {{ $n }} + ': expected a mapping, got ' + {{ include "webhook-exec.celKind" $e }} :
-{{ $e }}.exists(k, k != 'secretKeyRef') ?
-  'issuer config: env ' + {{ $n }} + ': unknown key "' + {{ $e }}.filter(k, k != 'secretKeyRef')[0] + '"; a variable is set only by secretKeyRef with name and key' :
-type({{ $e }}.secretKeyRef) != map ?
-  'issuer config: env ' + {{ $n }} + ': secretKeyRef: expected a mapping, got ' + {{ include "webhook-exec.celKind" (printf "%s.secretKeyRef" $e) }} :
-{{ $e }}.secretKeyRef.exists(k, k != 'name' && k != 'key') ?
-  'issuer config: env ' + {{ $n }} + ': unknown key "' + {{ $e }}.secretKeyRef.filter(k, k != 'name' && k != 'key')[0] + '"; a variable is set only by secretKeyRef with name and key' :
-{{ $e }}.secretKeyRef.exists(k, type({{ $e }}.secretKeyRef[k]) != string && type({{ $e }}.secretKeyRef[k]) != null_type) ?
-  'issuer config: env ' + {{ $n }} + ': secretKeyRef: expected strings for name and key' :
-!has({{ $e }}.secretKeyRef.name) || !has({{ $e }}.secretKeyRef.key) || {{ $e }}.secretKeyRef.name == null || {{ $e }}.secretKeyRef.key == null || {{ $e }}.secretKeyRef.name == '' || {{ $e }}.secretKeyRef.key == '' ?
-  'issuer config: env ' + {{ $n }} + ': secretKeyRef needs both name and key' :
-'')
+{{- /* The webhook's refusals of the entries of env map (CEL expression .) of
+one kind, as a CEL list of strings: "keys" (a key other than secretKeyRef, name
+and key), "types" (a value of the wrong JSON kind) and "refs" (secretKeyRef,
+name or key missing or empty), the order in which the webhook reports them. */ -}}
+{{- define "webhook-exec.celEnvRefusals" -}}
+{{- $env := index . 0 }}{{ $e := printf "%s[n]" $env }}{{ $ref := printf "%s[n].secretKeyRef" $env }}
+{{- if eq (index . 1) "keys" -}}
+{{ $env }}.filter(n, type({{ $e }}) == map).map(n,
+  {{ $e }}.exists(k, k != 'secretKeyRef') ?
+    'issuer config: env ' + n + ': unknown key "' + {{ $e }}.filter(k, k != 'secretKeyRef')[0] + '"; a variable is set only by secretKeyRef with name and key' :
+  has({{ $e }}.secretKeyRef) && type({{ $ref }}) == map && {{ $ref }}.exists(k, k != 'name' && k != 'key') ?
+    'issuer config: env ' + n + ': secretKeyRef: unknown key "' + {{ $ref }}.filter(k, k != 'name' && k != 'key')[0] + '"; secretKeyRef has only "name" and "key"' :
+  '').filter(m, m != '')
+{{- else if eq (index . 1) "types" -}}
+{{ $env }}.map(n,
+  type({{ $e }}) != map && type({{ $e }}) != null_type ?
+    'issuer config: env: expected a mapping, got ' + {{ include "webhook-exec.celKind" $e }} :
+  type({{ $e }}) == null_type || !has({{ $e }}.secretKeyRef) || type({{ $ref }}) == null_type ?
+    '' :
+  type({{ $ref }}) != map ?
+    'issuer config: secretKeyRef: expected a mapping, got ' + {{ include "webhook-exec.celKind" $ref }} :
+  has({{ $ref }}.name) && type({{ $ref }}.name) != string && type({{ $ref }}.name) != null_type ?
+    'issuer config: name: expected a string, got ' + {{ include "webhook-exec.celKind" (printf "%s.name" $ref) }} :
+  has({{ $ref }}.key) && type({{ $ref }}.key) != string && type({{ $ref }}.key) != null_type ?
+    'issuer config: key: expected a string, got ' + {{ include "webhook-exec.celKind" (printf "%s.key" $ref) }} :
+  '').filter(m, m != '')
+{{- else -}}
+{{ $env }}.map(n,
+  type({{ $e }}) != map && type({{ $e }}) != null_type ?
+    '' :
+  type({{ $e }}) == null_type || !has({{ $e }}.secretKeyRef) || type({{ $ref }}) == null_type ?
+    'issuer config: env ' + n + ': needs secretKeyRef with name and key' :
+  type({{ $ref }}) != map ?
+    '' :
+  !has({{ $ref }}.name) || !has({{ $ref }}.key) || {{ $ref }}.name == null || {{ $ref }}.key == null || {{ $ref }}.name == '' || {{ $ref }}.key == '' ?
+    'issuer config: env ' + n + ': secretKeyRef needs both name and key' :
+  '').filter(m, m != '')
+{{- end }}
 {{- end }}
