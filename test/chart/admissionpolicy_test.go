@@ -389,6 +389,18 @@ spec:
           config: ` + config + "\n"
 }
 
+// secondSolver is, for issuerManifest, a first config for the zone
+// example.com followed by a second solver of group with its own config.
+func secondSolver(first, group, second string) string {
+	return first + `
+      selector: {dnsZones: [example.com]}
+    - dns01:
+        webhook:
+          groupName: ` + group + `
+          solverName: exec
+          config: ` + second
+}
+
 // applyManifest writes manifest to file in dir and runs `kubectl apply -f file` there.
 func applyManifest(t *testing.T, kubectl policyKubectl, dir, file, manifest string) (stdout, stderr string, err error) {
 	t.Helper()
@@ -430,6 +442,10 @@ func testPolicyDefaultInstall(t *testing.T, kubectl policyKubectl, dir string) {
 			`issuer config: unknown key "Program"; an Issuer may set only "program" and "env", spelled exactly`},
 		"config a string": {issuerManifest("string", group, "nsupdate"),
 			`issuer config: expected a mapping, got a string`},
+		"two exec solvers, the second bad": {issuerManifest("second-bad", group, secondSolver("{program: nsupdate}", group, "{program: nsupdte}")),
+			`issuer config: program "nsupdte" is not configured; choose one of: nsupdate`},
+		"two exec solvers, both bad": {issuerManifest("both-bad", group, secondSolver("{Program: nsupdate}", group, "{program: nsupdte}")),
+			`issuer config: unknown key "Program"; an Issuer may set only "program" and "env", spelled exactly; issuer config: program "nsupdte" is not configured; choose one of: nsupdate`},
 		"deploy/examples ClusterIssuer, whose RAW program the defaults lack": {
 			readFile(t, filepath.Join(testbed.RepoRoot(t), "deploy", "examples", "clusterissuer-raw-mode.yaml")),
 			`issuer config: program "lego-raw" is not configured; choose one of: nsupdate`},
