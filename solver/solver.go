@@ -35,6 +35,8 @@ type Solver struct {
 	locks     *zoneLocks
 	presented *presentedRecords
 	current   atomic.Pointer[state]
+	// reloadPoll is how often the config file is read again; tests shorten it.
+	reloadPoll time.Duration
 	// initMu serialises Initialize, which the conformance suite calls repeatedly.
 	initMu sync.Mutex
 }
@@ -81,12 +83,13 @@ func WithLogger(log logr.Logger) Option {
 // New returns the solver; it reads its configuration in Initialize.
 func New(opts ...Option) *Solver {
 	s := &Solver{
-		getenv:    os.Getenv,
-		environ:   os.Environ,
-		log:       klog.Background().WithName(SolverName),
-		check:     checkRecord,
-		workDir:   os.TempDir(),
-		presented: newPresentedRecords(),
+		getenv:     os.Getenv,
+		environ:    os.Environ,
+		log:        klog.Background().WithName(SolverName),
+		check:      checkRecord,
+		workDir:    os.TempDir(),
+		presented:  newPresentedRecords(),
+		reloadPoll: defaultReloadPoll,
 	}
 	for _, opt := range opts {
 		opt(s)
@@ -119,15 +122,20 @@ func (s *Solver) Initialize(kubeConfig *rest.Config, stop <-chan struct{}) error
 		s.log.Info("zones are serialised across replicas with Leases", "namespace", ns, "identity", c.leases.identity)
 	}
 	configLoaded.Set(1)
+	s.serveConfig(c, cfg)
+	return nil
+}
+
+// serveConfig starts serving the config Initialize loaded and watching its file.
+func (s *Solver) serveConfig(c *cluster, cfg *Config) {
 	st := s.newState(c, cfg)
 	if s.locks == nil {
 		s.locks = newZoneLocks(cfg.MaxConcurrentRuns)
 	}
 	s.install(st)
 	if cfg.path != "" {
-		go s.watchConfig(cfg.path, c)
+		go s.watchConfig(cfg, c)
 	}
-	return nil
 }
 
 // install makes st the state new calls are served from.
