@@ -68,7 +68,7 @@ programs:
 - name: p
   path: %s
   env: {TIMEOUT_ANSWER: '%s', TIMEOUT_STATUS: "%s"}
-  propagation: {timeout: 45s, interval: 4s}
+  propagation: {wait: true, timeout: 45s, interval: 4s}
 `, testProgram(t, "timeout-answer.sh"), tc.answer, tc.status))
 			if got := s.current.Load().propagation["p"]; got != tc.want {
 				t.Errorf("settings = %+v, want %+v", got, tc.want)

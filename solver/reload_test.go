@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,4 +143,39 @@ func TestReloadSeesUpdateDuringStartup(t *testing.T) {
 	cfgDir.write(programsYAML(argvLog, map[string]string{"second": recordArgv}))
 	s.serveConfig(&cluster{stop: stop, log: s.log}, cfg)
 	waitFor(t, func() bool { return presentWith(s, "second") == nil })
+}
+
+// TestTimeoutAskedOnlyWithWait checks that `program timeout` is run, at load
+// and at reload, only for a program whose answer is used: one with
+// propagation.wait. Scripts written for lego never expect it.
+func TestTimeoutAskedOnlyWithWait(t *testing.T) {
+	cfgDir := newKubeletConfigDir(t)
+	logDir := t.TempDir()
+	program := testProgram(t, "record-every-call.sh")
+	config := func(timeout string) string {
+		return "programs:\n" +
+			"- name: plain\n  path: " + program + "\n  timeout: " + timeout + "\n  env: {ARGV_LOG: " + filepath.Join(logDir, "plain") + "}\n" +
+			"- name: waits\n  path: " + program + "\n  timeout: " + timeout + "\n  env: {ARGV_LOG: " + filepath.Join(logDir, "waits") + "}\n" +
+			"  propagation: {wait: true}\n"
+	}
+	cfgDir.write(config("10s"))
+	logs := &logBuffer{}
+	s := New(WithLogger(logs.logger()), WithEnviron(func() []string { return nil }),
+		WithGetenv(func(k string) string { return map[string]string{EnvConfig: cfgDir.path()}[k] }))
+	s.reloadPoll = 100 * time.Millisecond
+	stop := make(chan struct{})
+	defer close(stop)
+	if err := s.Initialize(&rest.Config{Host: "https://127.0.0.1:1"}, stop); err != nil {
+		t.Fatal(err)
+	}
+	cfgDir.write(config("20s"))
+	waitFor(t, func() bool { return strings.Count(logs.String(), `"solver config loaded"`) == 2 })
+
+	if _, err := os.Stat(filepath.Join(logDir, "plain")); !os.IsNotExist(err) {
+		t.Errorf("the program without wait was run: %q", readArgvLog(t, filepath.Join(logDir, "plain")))
+	}
+	want := [][]string{{"timeout"}, {"timeout"}}
+	if got := readArgvLog(t, filepath.Join(logDir, "waits")); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("the program with wait was run as %q, want %q (at load and at reload)", got, want)
+	}
 }

@@ -145,13 +145,18 @@ func (s *Solver) install(st *state) {
 	s.log.Info("solver config loaded", "source", st.cfg.Source, "programs", st.cfg.ProgramNames(), "defaultProgram", st.cfg.DefaultProgram)
 }
 
-// newState asks every program for its propagation timeout and, when a RAW
-// program is configured, starts the Challenge cache.
+// newState asks each program that waits for propagation for its timeout and,
+// when a RAW program is configured, starts the Challenge cache. Other programs
+// are never sent `timeout`: lego never sends it, so scripts written for lego
+// do not expect it, and its answer would go unused.
 func (s *Solver) newState(c *cluster, cfg *Config) *state {
 	st := &state{cfg: cfg, cluster: c, propagation: map[string]propagationSettings{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, p := range cfg.Programs {
+		if !p.Propagation.Wait {
+			continue
+		}
 		wg.Go(func() {
 			settings := s.askTimeout(p)
 			mu.Lock()
