@@ -260,7 +260,7 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 	presentedKey := recordKey(p.Name, fqdn, req.Key)
 
 	if action == ActionPresent && p.Propagation.Wait {
-		if at, ok := s.presented.since(presentedKey, settings.Timeout, time.Now()); ok {
+		if at, ok := s.presented.since(presentedKey, time.Now()); ok {
 			log.V(1).Info("record presented earlier; continuing the propagation wait", "presentedAt", at)
 			return s.awaitPropagation(ctx, settings, p, fqdn, req.Key, presentedKey, at, log)
 		}
@@ -310,7 +310,7 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 		return nil
 	}
 	now := time.Now()
-	s.presented.add(presentedKey, now)
+	s.presented.add(presentedKey, now, settings.Timeout)
 	return s.awaitPropagation(ctx, settings, p, fqdn, req.Key, presentedKey, now, log)
 }
 
