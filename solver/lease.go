@@ -58,7 +58,9 @@ var nonLeaseChars = regexp.MustCompile(`[^a-z0-9-]+`)
 // leaseName is a stable, valid object name for a zone: readable, and unique
 // through a hash of the zone.
 func leaseName(zone string) string {
-	zone = strings.ToLower(strings.TrimSuffix(zone, "."))
+	// Without the dot, so names stay those of earlier releases and replicas of
+	// both serialise during a rolling upgrade.
+	zone = strings.TrimSuffix(canonicalZone(zone), ".")
 	sum := sha256.Sum256([]byte(zone))
 	readable := strings.Trim(nonLeaseChars.ReplaceAllString(strings.ReplaceAll(zone, ".", "-"), "-"), "-")
 	if len(readable) > 40 {

@@ -23,6 +23,13 @@ type zoneLock struct {
 	users int
 }
 
+// canonicalZone is the one spelling of a zone that its in-process lock and its
+// Lease are keyed by: lower case, one trailing dot. cert-manager sends zones
+// with the dot; a zone taken from an FQDN or a config may lack it.
+func canonicalZone(zone string) string {
+	return strings.ToLower(strings.TrimRight(zone, ".")) + "."
+}
+
 func newZoneLocks(limit int) *zoneLocks {
 	return &zoneLocks{zones: map[string]*zoneLock{}, limit: limit, freed: make(chan struct{})}
 }
@@ -44,7 +51,7 @@ func (l *zoneLocks) acquire(ctx context.Context, zone string) (func(), error) {
 		}
 		return l.releaseSlot, nil
 	}
-	zone = strings.ToLower(zone)
+	zone = canonicalZone(zone)
 	l.mu.Lock()
 	z := l.zones[zone]
 	if z == nil {
