@@ -108,7 +108,7 @@ func (z *zoneLeases) acquire(ctx context.Context, zone string, duration time.Dur
 		case err == nil:
 			return z.keep(name, duration), nil
 		case ctx.Err() != nil:
-			return nil, errZoneBusy
+			return nil, fmt.Errorf("%w: %w", errZoneBusy, ctx.Err())
 		case errors.Is(err, errLeaseHeld), apierrors.IsConflict(err), apierrors.IsAlreadyExists(err):
 			// Someone else holds it or got there first: look again shortly.
 		default:
@@ -116,7 +116,7 @@ func (z *zoneLeases) acquire(ctx context.Context, zone string, duration time.Dur
 		}
 		select {
 		case <-ctx.Done():
-			return nil, errZoneBusy
+			return nil, fmt.Errorf("%w: %w", errZoneBusy, ctx.Err())
 		case <-time.After(leasePoll):
 		}
 	}

@@ -290,7 +290,7 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 		ResourceNamespace: req.ResourceNamespace,
 	}, fromSecrets, s.environ())
 
-	release, err := s.lockZone(ctx, st.cluster, p, zoneOf(req.ResolvedZone, fqdn))
+	release, err := s.lockZone(ctx, st, p, zoneOf(req.ResolvedZone, fqdn))
 	if err != nil {
 		return err
 	}
@@ -339,22 +339,24 @@ func zoneOf(resolvedZone, fqdn string) string {
 
 // lockZone takes what a run needs before it starts: a run slot and, for a
 // program that serialises per zone, the zone's in-process lock and, with
-// several replicas, its Lease. Waiting counts against the call's budget.
-func (s *Solver) lockZone(ctx context.Context, c *cluster, p *Program, zone string) (func(), error) {
+// several replicas, its Lease. Waiting counts against the call's budget; each
+// way of running out of it has its own error, wrapping the cause.
+func (s *Solver) lockZone(ctx context.Context, st *state, p *Program, zone string) (func(), error) {
+	c := st.cluster
 	if c.stopping() {
 		return nil, errors.New("the webhook is shutting down; cert-manager will retry on another replica")
 	}
-	busy := fmt.Errorf("zone %s busy: other runs held it for the whole request budget (%s); cert-manager will retry", zone, RequestBudget)
 	if !p.SerializePerZone {
 		release, err := s.locks.acquire(ctx, "")
 		if err != nil {
-			return nil, busy
+			return nil, &lockWaitError{cause: err, msg: fmt.Sprintf("program %q (serialize: none) found no free run slot: all %d (maxConcurrentRuns) stayed taken for the whole request budget (%s); cert-manager will retry",
+				p.Name, st.cfg.MaxConcurrentRuns, RequestBudget)}
 		}
 		return release, nil
 	}
 	release, err := s.locks.acquire(ctx, zone)
 	if err != nil {
-		return nil, busy
+		return nil, zoneWaitError(err, zone, st.cfg.MaxConcurrentRuns)
 	}
 	if c.leases == nil {
 		return release, nil
@@ -364,16 +366,34 @@ func (s *Solver) lockZone(ctx context.Context, c *cluster, p *Program, zone stri
 	leaseWaits.Observe(time.Since(start).Seconds())
 	if err != nil {
 		release()
-		if errors.Is(err, errZoneBusy) {
-			return nil, busy
-		}
-		return nil, err
+		return nil, zoneWaitError(err, zone, st.cfg.MaxConcurrentRuns)
 	}
 	return func() {
 		releaseLease()
 		release()
 	}, nil
 }
+
+// zoneWaitError says which wait of a per-zone run used up the call's budget.
+func zoneWaitError(err error, zone string, maxRuns int) error {
+	switch {
+	case errors.Is(err, errZoneBusy):
+		return &lockWaitError{cause: err, msg: fmt.Sprintf("zone %s busy: other runs held it for the whole request budget (%s); cert-manager will retry", zone, RequestBudget)}
+	case errors.Is(err, errNoRunSlot):
+		return &lockWaitError{cause: err, msg: fmt.Sprintf("zone %s was free, but no run slot was: all %d (maxConcurrentRuns) stayed taken for the whole request budget (%s); cert-manager will retry", zone, maxRuns, RequestBudget)}
+	}
+	return err
+}
+
+// lockWaitError is a wait for a zone or a run slot that used up the call's
+// budget: its text is for the Challenge's status, its cause for errors.Is.
+type lockWaitError struct {
+	msg   string
+	cause error
+}
+
+func (e *lockWaitError) Error() string { return e.msg }
+func (e *lockWaitError) Unwrap() error { return e.cause }
 
 // run runs a program, then logs and counts the run once.
 func (s *Solver) run(ctx context.Context, inv invocation) (runResult, error) {
