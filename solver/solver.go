@@ -349,7 +349,7 @@ func (s *Solver) lockZone(ctx context.Context, st *state, p *Program, zone strin
 	if !p.SerializePerZone {
 		release, err := s.locks.acquire(ctx, "")
 		if err != nil {
-			return nil, &lockWaitError{cause: err, msg: fmt.Sprintf("program %q (serialize: none) found no free run slot: all %d (maxConcurrentRuns) stayed taken for the whole request budget (%s); cert-manager will retry",
+			return nil, &explainedError{cause: err, msg: fmt.Sprintf("program %q (serialize: none) found no free run slot: all %d (maxConcurrentRuns) stayed taken for the whole request budget (%s); cert-manager will retry",
 				p.Name, st.cfg.MaxConcurrentRuns, RequestBudget)}
 		}
 		return release, nil
@@ -378,22 +378,22 @@ func (s *Solver) lockZone(ctx context.Context, st *state, p *Program, zone strin
 func zoneWaitError(err error, zone string, maxRuns int) error {
 	switch {
 	case errors.Is(err, errZoneBusy):
-		return &lockWaitError{cause: err, msg: fmt.Sprintf("zone %s busy: other runs held it for the whole request budget (%s); cert-manager will retry", zone, RequestBudget)}
+		return &explainedError{cause: err, msg: fmt.Sprintf("zone %s busy: other runs held it for the whole request budget (%s); cert-manager will retry", zone, RequestBudget)}
 	case errors.Is(err, errNoRunSlot):
-		return &lockWaitError{cause: err, msg: fmt.Sprintf("zone %s was free, but no run slot was: all %d (maxConcurrentRuns) stayed taken for the whole request budget (%s); cert-manager will retry", zone, maxRuns, RequestBudget)}
+		return &explainedError{cause: err, msg: fmt.Sprintf("zone %s was free, but no run slot was: all %d (maxConcurrentRuns) stayed taken for the whole request budget (%s); cert-manager will retry", zone, maxRuns, RequestBudget)}
 	}
 	return err
 }
 
-// lockWaitError is a wait for a zone or a run slot that used up the call's
-// budget: its text is for the Challenge's status, its cause for errors.Is.
-type lockWaitError struct {
+// explainedError puts a sentence written for the Challenge's status in place
+// of its cause's text, and keeps the cause for errors.Is and errors.As.
+type explainedError struct {
 	msg   string
 	cause error
 }
 
-func (e *lockWaitError) Error() string { return e.msg }
-func (e *lockWaitError) Unwrap() error { return e.cause }
+func (e *explainedError) Error() string { return e.msg }
+func (e *explainedError) Unwrap() error { return e.cause }
 
 // run runs a program, then logs and counts the run once.
 func (s *Solver) run(ctx context.Context, inv invocation) (runResult, error) {
