@@ -230,7 +230,12 @@ func (s *Solver) serve(action Action, req *whapi.ChallengeRequest) error {
 	err := s.handle(ctx, st, action, req, log)
 	if err != nil {
 		challengeCalls.WithLabelValues(string(action), "error").Inc()
-		log.Info("challenge failed", "duration", time.Since(start).Round(time.Millisecond), "error", err.Error())
+		var notYet *notYetVisibleError
+		if errors.As(err, &notYet) {
+			log.Info("record not visible yet; cert-manager will retry", "duration", time.Since(start).Round(time.Millisecond))
+			return err
+		}
+		log.Error(err, "challenge failed", "duration", time.Since(start).Round(time.Millisecond))
 		return err
 	}
 	challengeCalls.WithLabelValues(string(action), "success").Inc()
@@ -406,14 +411,15 @@ func (s *Solver) run(ctx context.Context, inv invocation) (runResult, error) {
 	return res, err
 }
 
+// logRun logs a successful run; a failed one is logged once, at error
+// level, by whoever handles its error.
 func logRun(log logr.Logger, res runResult, err error) {
+	if err != nil {
+		return
+	}
 	kv := []any{"duration", res.Duration.Round(time.Millisecond)}
 	if res.Truncated > 0 {
 		kv = append(kv, "truncatedBytes", res.Truncated)
-	}
-	if err != nil {
-		log.Info("program failed", append(kv, "error", err.Error())...)
-		return
 	}
 	log.Info("program succeeded", kv...)
 }
