@@ -1,6 +1,7 @@
 package solver
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -71,7 +72,7 @@ programs:
 			t.Errorf("info entry (level %d) about the failure: %q", e.level, e.msg)
 		}
 	}
-	if len(errorEntries) != 1 || errorEntries[0].err != err {
+	if len(errorEntries) != 1 || !errors.Is(errorEntries[0].err, err) {
 		t.Errorf("error entries = %+v, want one with the returned error %q", errorEntries, err)
 	}
 
