@@ -76,6 +76,8 @@ type Config struct {
 	Warnings []string
 	// path is the config file to watch for changes; empty for EXEC_PATH.
 	path string
+	// data is the file's content this config was parsed from.
+	data []byte
 }
 
 // Program is one external program and the settings it runs with.
@@ -192,7 +194,7 @@ func LoadConfigFile(path string, defaults Propagation) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("solver config %s: %w", path, err)
 	}
-	cfg.Source, cfg.path = path, path
+	cfg.Source, cfg.path, cfg.data = path, path, data
 	return cfg, nil
 }
 

@@ -94,16 +94,6 @@ func describeIssuerKeyError(err error) error {
 	return &explainedError{msg: msg, cause: err}
 }
 
-// explainedError replaces a cause's message with one written for the person
-// reading it, and keeps the cause for errors.Is and errors.As.
-type explainedError struct {
-	msg   string
-	cause error
-}
-
-func (e *explainedError) Error() string { return e.msg }
-func (e *explainedError) Unwrap() error { return e.cause }
-
 // selectProgram finds the program an Issuer chose and checks that every
 // variable it fills is one the program allows.
 func (c *Config) selectProgram(ic IssuerConfig) (*Program, error) {
@@ -155,14 +145,16 @@ func readSecretEnv(ctx context.Context, kube kubernetes.Interface, namespace str
 	return values, nil
 }
 
+// describeSecretError says what a failed Secret read means for the Issuer's
+// author, keeping the API error as its cause.
 func describeSecretError(namespace, name string, err error) error {
 	switch {
 	case apierrors.IsNotFound(err):
-		return fmt.Errorf("secret %s/%s not found", namespace, name)
+		return &explainedError{cause: err, msg: fmt.Sprintf("secret %s/%s not found", namespace, name)}
 	case apierrors.IsForbidden(err):
-		return fmt.Errorf("the webhook may not read Secret %s/%s; grant its service account get on secrets in %s (chart: secretsAccess)", namespace, name, namespace)
+		return &explainedError{cause: err, msg: fmt.Sprintf("the webhook may not read Secret %s/%s; grant its service account get on secrets in %s (chart: secretsAccess)", namespace, name, namespace)}
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("reading Secret %s/%s timed out", namespace, name)
+		return &explainedError{cause: err, msg: fmt.Sprintf("reading Secret %s/%s timed out", namespace, name)}
 	}
 	return fmt.Errorf("reading Secret %s/%s: %w", namespace, name, err)
 }
