@@ -7,7 +7,8 @@
 #   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook on loopback
 #   make test-assets   build etcd, kube-apiserver and kubectl into the cache and print their paths
 #   make lint          go vet, gofmt and golangci-lint (gosec among others)
-#   make bench         benchmarks with ratios: solver vs bare exec, 60 concurrent Presents, the webhook process via kube-apiserver
+#   make bench         benchmarks with ratios: solver vs bare exec (one run and 60 concurrent), the webhook process via
+#                      kube-apiserver, its idle RSS vs a do-nothing solver on the same framework
 #   make fuzz          fuzz the config parsers and request validation briefly (FUZZTIME=20000x each)
 #   make deploy-manifests  regenerate deploy/ and the chart's golden renders from the chart
 #   make build         the webhook binary in bin/

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,20 +27,30 @@ Flags:
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, checkUsage)
+	// Parse reports a wrong flag on stderr; the usage follows it, or goes to
+	// stdout when it was asked for.
+	fs.Usage = func() {}
+	usage := func(out io.Writer) {
+		fmt.Fprint(out, checkUsage)
+		fs.SetOutput(out)
 		fs.PrintDefaults()
+		fs.SetOutput(stderr)
 	}
 	config := fs.String("config", "", "solver config file (default: $EXEC_CONFIG, or lego's EXEC_PATH)")
 	program := fs.String("program", "", "program to check (default: the config's default program)")
 	domain := fs.String("domain", "", "domain a certificate would be for, e.g. example.org (required)")
 	nameserver := fs.String("nameserver", "", "host:port to read the records from (default: the zone's authoritative servers)")
 	mode := fs.String("mode", "", "override the program's mode: default or RAW")
-	if err := fs.Parse(args); err != nil {
+	namespace := fs.String("namespace", "default", "namespace of the Issuer the run is for; the program's allowedNamespaces must admit it")
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		usage(stdout)
+		return 0
+	} else if err != nil {
+		usage(stderr)
 		return 2
 	}
 	if *domain == "" || fs.NArg() > 0 {
-		fs.Usage()
+		usage(stderr)
 		return 2
 	}
 	if *mode != "" && *mode != string(solver.ModeDefault) && *mode != string(solver.ModeRaw) {
@@ -49,7 +60,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := solver.Check(ctx, solver.CheckOptions{
-		ConfigPath: *config, Program: *program, Domain: *domain, Nameserver: *nameserver, Mode: solver.Mode(*mode),
+		ConfigPath: *config, Program: *program, Domain: *domain, Nameserver: *nameserver, Namespace: *namespace, Mode: solver.Mode(*mode),
 	}, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -33,6 +33,9 @@ type CheckOptions struct {
 	// Nameserver (host:port) is asked for the records; empty means the zone's
 	// authoritative servers.
 	Nameserver string
+	// Namespace is the Issuer's namespace the run is for: the program's
+	// allowedNamespaces must admit it. Empty means "default".
+	Namespace string
 	// Mode overrides the program's mode when set.
 	Mode Mode
 	// Getenv and Environ stand for the checker's own environment: it supplies
@@ -80,8 +83,21 @@ func Check(ctx context.Context, opts CheckOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	for _, warning := range cfg.Warnings {
+		fmt.Fprintf(out, "WARNING: %s\n", warning)
+	}
 	p, err := cfg.selectProgram(IssuerConfig{Program: opts.Program})
 	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "policy of program %q: namespaces: %s; domains: %s\n", p.Name, listOrAny(p.AllowedNamespaces, "any"), listOrAny(p.AllowedDomains, "any"))
+	if err := p.authorizeNamespace(opts.Namespace); err != nil {
+		return err
+	}
+	if err := p.authorizeDomain(opts.Domain); err != nil {
 		return err
 	}
 	if opts.Mode != "" {
@@ -97,6 +113,13 @@ func Check(ctx context.Context, opts CheckOptions, out io.Writer) error {
 }
 
 func (c *checker) say(format string, args ...any) { fmt.Fprintf(c.out, format+"\n", args...) }
+
+// failUnqueried records that the nameservers could not be asked about what,
+// so nothing is concluded about it: an unanswered query is never "gone".
+func (c *checker) failUnqueried(what string, err error) {
+	c.fail(fmt.Sprintf("could not query the nameservers, so %s is unknown: %v", what, err),
+		"The nameservers could not be queried: check --nameserver (host:port) or that the zone's authoritative servers answer TXT queries from here.")
+}
 
 func (c *checker) fail(step, hint string) {
 	c.failures = append(c.failures, step)
@@ -127,10 +150,14 @@ func (c *checker) run(ctx context.Context) error {
 			return c.report()
 		}
 	}
-	if !c.waitFor(ctx, settings, "both values visible", func(got []string) bool {
+	if visible, err := c.waitFor(ctx, settings, "both values visible", func(got []string) bool {
 		return slices.Contains(got, values[0]) && slices.Contains(got, values[1])
-	}) {
-		c.fail("the presented values did not appear", "The program ran without error but the record never appeared: check the record name (the FQDN argument ends with a dot; do not append the zone again) and the server it updates, or raise the propagation timeout.")
+	}); !visible {
+		if err != nil {
+			c.failUnqueried("whether the presented values appeared", err)
+		} else {
+			c.fail("the presented values did not appear", "The program ran without error but the record never appeared: check the record name (the FQDN argument ends with a dot; do not append the zone again) and the server it updates, or raise the propagation timeout.")
+		}
 		c.runStep(ctx, ActionCleanUp, values[0], creds[0])
 		c.runStep(ctx, ActionCleanUp, values[1], creds[1])
 		return c.report()
@@ -142,11 +169,14 @@ func (c *checker) run(ctx context.Context) error {
 	}
 
 	c.runStep(ctx, ActionCleanUp, values[1], creds[1])
-	c.waitFor(ctx, settings, "second value gone, first kept", func(got []string) bool {
+	// The verdict below reads the record afresh, whatever the wait saw.
+	_, _ = c.waitFor(ctx, settings, "second value gone, first kept", func(got []string) bool {
 		return !slices.Contains(got, values[1]) && slices.Contains(got, values[0])
 	})
-	got := c.lookup(ctx)
+	got, err := c.lookup(ctx)
 	switch {
+	case err != nil:
+		c.failUnqueried("what cleanup of one value left", err)
 	case slices.Contains(got, values[1]):
 		c.fail("cleanup left its value in place", "cleanup must delete the record with its own value.")
 	case !slices.Contains(got, values[0]):
@@ -161,9 +191,11 @@ func (c *checker) run(ctx context.Context) error {
 	} else {
 		c.hints = append(c.hints, "cleanup must succeed when the record is already gone: cert-manager retries it.")
 	}
-	c.waitFor(ctx, settings, "record empty", func(got []string) bool {
+	if _, err := c.waitFor(ctx, settings, "record empty", func(got []string) bool {
 		return !slices.Contains(got, values[0]) && !slices.Contains(got, values[1])
-	})
+	}); err != nil {
+		c.failUnqueried("whether the record is empty after cleanup", err)
+	}
 	return c.report()
 }
 
@@ -184,7 +216,7 @@ func (c *checker) timeoutStep(ctx context.Context) propagationSettings {
 
 func (c *checker) invocation(action Action, args []string) invocation {
 	env := buildEnvironment(c.program, runContext{
-		Action: action, DNSName: rawDomain(c.opts.Domain), ResolvedFQDN: c.fqdn, ResolvedZone: c.zone, ResourceNamespace: "default",
+		Action: action, DNSName: rawDomain(c.opts.Domain), ResolvedFQDN: c.fqdn, ResolvedZone: c.zone, ResourceNamespace: c.opts.Namespace,
 	}, c.secretEnv(), c.opts.Environ())
 	return invocation{program: c.program, action: action, args: args, env: env, runsDir: c.runsDir, log: logr.Discard()}
 }
@@ -281,13 +313,18 @@ func (c *checker) findZone(ctx context.Context) string {
 }
 
 // lookup returns the TXT values every nameserver serves at the record; a
-// value counts only when all of them serve it.
-func (c *checker) lookup(ctx context.Context) []string {
+// value counts only when all of them serve it. It fails when a nameserver
+// cannot be asked or does not answer (SERVFAIL, REFUSED, ...): that says
+// nothing about the record.
+func (c *checker) lookup(ctx context.Context) ([]string, error) {
 	var common []string
 	for i, ns := range c.nameservers(ctx) {
 		msg, err := dnsutil.DNSQuery(ctx, c.fqdn, dns.TypeTXT, []string{ns}, false)
 		if err != nil {
-			return nil
+			return nil, fmt.Errorf("%s TXT at %s: %w", c.fqdn, ns, err)
+		}
+		if msg.Rcode != dns.RcodeSuccess && msg.Rcode != dns.RcodeNameError {
+			return nil, fmt.Errorf("%s TXT at %s: answer %s", c.fqdn, ns, dns.RcodeToString[msg.Rcode])
 		}
 		var values []string
 		for _, rr := range msg.Answer {
@@ -301,27 +338,34 @@ func (c *checker) lookup(ctx context.Context) []string {
 		}
 		common = slices.DeleteFunc(common, func(v string) bool { return !slices.Contains(values, v) })
 	}
-	return common
+	return common, nil
 }
 
-// waitFor polls the nameservers until cond holds or the propagation timeout passes.
-func (c *checker) waitFor(ctx context.Context, settings propagationSettings, what string, cond func([]string) bool) bool {
+// waitFor polls the nameservers until cond holds (true) or the propagation
+// timeout passes (false). The error says why nothing is known instead: the
+// last query failed, or ctx ended.
+func (c *checker) waitFor(ctx context.Context, settings propagationSettings, what string, cond func([]string) bool) (bool, error) {
 	start := time.Now()
 	for {
-		if cond(c.lookup(ctx)) {
+		got, err := c.lookup(ctx)
+		if err == nil && cond(got) {
 			c.say("  %s after %s", what, time.Since(start).Round(100*time.Millisecond))
-			return true
+			return true, nil
 		}
 		if time.Since(start)+settings.Interval > settings.Timeout {
+			if err != nil {
+				c.say("  could not tell whether %s after %s: %v", what, settings.Timeout, err)
+				return false, err
+			}
 			c.say("  not %s after %s", what, settings.Timeout)
 			if what == "both values visible" {
 				c.hints = append(c.hints, "Propagation is slow: the program's `timeout` answer (or propagation.timeout) must cover it.")
 			}
-			return false
+			return false, nil
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			return false, ctx.Err()
 		case <-time.After(settings.Interval):
 		}
 	}
@@ -338,6 +382,14 @@ func (c *checker) report() error {
 		c.say("  hint: %s", h)
 	}
 	return fmt.Errorf("check failed: %s", strings.Join(c.failures, "; "))
+}
+
+// listOrAny lists values for a report, or says what an absent list means.
+func listOrAny(values []string, absent string) string {
+	if values == nil {
+		return absent
+	}
+	return strings.Join(values, ", ")
 }
 
 func randomValue() string {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -70,8 +71,13 @@ type Config struct {
 	MaxConcurrentRuns int
 	// Programs by name.
 	Programs map[string]*Program
+	// Warnings are choices in the config that are valid but risky, for the log
+	// and for `check`.
+	Warnings []string
 	// path is the config file to watch for changes; empty for EXEC_PATH.
 	path string
+	// data is the file's content this config was parsed from.
+	data []byte
 }
 
 // Program is one external program and the settings it runs with.
@@ -88,6 +94,12 @@ type Program struct {
 	PassEnv []string
 	// SecretEnv names the variables an Issuer may fill from its own Secrets.
 	SecretEnv []string
+	// AllowedNamespaces lists the request namespaces that may use the program;
+	// nil means every namespace.
+	AllowedNamespaces []string
+	// AllowedDomains lists the names, with the names below them, that the
+	// program may be used for; nil means any name. Lower case, no trailing dot.
+	AllowedDomains []string
 	// Propagation configures the optional wait for the record after present.
 	Propagation Propagation
 	// SerializePerZone makes runs for one zone wait for each other, across
@@ -128,6 +140,9 @@ type fileProgram struct {
 	SecretEnv   []string          `json:"secretEnv,omitempty"`
 	Propagation *filePropagation  `json:"propagation,omitempty"`
 	Serialize   string            `json:"serialize,omitempty"`
+	// Nil (absent) and empty are told apart: an empty list is refused.
+	AllowedNamespaces []string `json:"allowedNamespaces"`
+	AllowedDomains    []string `json:"allowedDomains"`
 }
 
 type filePropagation struct {
@@ -179,7 +194,7 @@ func LoadConfigFile(path string, defaults Propagation) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("solver config %s: %w", path, err)
 	}
-	cfg.Source, cfg.path = path, path
+	cfg.Source, cfg.path, cfg.data = path, path, data
 	return cfg, nil
 }
 
@@ -229,6 +244,9 @@ func ParseConfig(data []byte, defaults Propagation, checkPath func(string) error
 			return nil, fmt.Errorf("programs[%d] (%q): name: duplicate; each program needs its own name", i, p.Name)
 		}
 		cfg.Programs[p.Name] = p
+		if warning := p.unrestrictedCredentials(); warning != "" {
+			cfg.Warnings = append(cfg.Warnings, warning)
+		}
 	}
 	if cfg.DefaultProgram == "" && len(cfg.Programs) == 1 {
 		for name := range cfg.Programs {
@@ -252,19 +270,28 @@ func describeName(raw json.RawMessage) string {
 	return fmt.Sprintf(" (%q)", named.Name)
 }
 
+// decodeStrict decodes a YAML document; duplicate keys are refused, as YAML
+// itself requires, and so are keys not spelled exactly.
 func decodeStrict(data []byte, into any) error {
-	jsonData, err := yaml.YAMLToJSON(data)
+	jsonData, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
 		return fmt.Errorf("not valid YAML: %w", err)
 	}
 	return decodeJSONStrict(jsonData, into)
 }
 
+// decodeJSONStrict decodes one JSON document into a struct. Only keys spelled
+// exactly as the struct's json tags are accepted, each at most once (see
+// KeyError); encoding/json alone would accept "Program" for "program" and
+// keep the last of two.
 func decodeJSONStrict(data []byte, into any) error {
+	if err := checkExactKeys(data, reflect.TypeOf(into)); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(into); err != nil {
-		return cleanJSONError(err)
+		return describeJSONError(err)
 	}
 	if dec.More() {
 		return errors.New("unexpected data after the document")
@@ -272,22 +299,46 @@ func decodeJSONStrict(data []byte, into any) error {
 	return nil
 }
 
-// cleanJSONError turns encoding/json's messages into ones that name the field.
-func cleanJSONError(err error) error {
+// describeJSONError names the field and the kinds involved in a decoding
+// error, keeping the cause.
+func describeJSONError(err error) error {
 	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
 		field := typeErr.Field
 		if i := strings.LastIndex(field, "."); i >= 0 {
 			field = field[i+1:]
 		}
 		if field == "" {
-			return fmt.Errorf("expected %s, got %s", jsonKind(typeErr.Type.Kind().String()), withArticle(typeErr.Value))
+			return &typeMismatchError{want: jsonKind(typeErr.Type.Kind().String()), got: withArticle(typeErr.Value), cause: err}
 		}
-		return fmt.Errorf("%s: expected %s, got %s", field, jsonKind(typeErr.Type.Kind().String()), withArticle(typeErr.Value))
+		return &typeMismatchError{field: field, want: jsonKind(typeErr.Type.Kind().String()), got: withArticle(typeErr.Value), cause: err}
+	case errors.As(err, &syntaxErr):
+		return fmt.Errorf("not valid JSON at byte %d: %w", syntaxErr.Offset, err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("not valid JSON: the document ends early: %w", err)
 	}
-	msg := strings.TrimPrefix(err.Error(), "json: ")
-	return errors.New(msg)
+	return err
 }
+
+// typeMismatchError is a value of the wrong JSON kind, e.g. a list where a
+// string belongs.
+type typeMismatchError struct {
+	field string
+	want  string
+	got   string
+	cause error
+}
+
+func (e *typeMismatchError) Error() string {
+	if e.field == "" {
+		return fmt.Sprintf("expected %s, got %s", e.want, e.got)
+	}
+	return fmt.Sprintf("%s: expected %s, got %s", e.field, e.want, e.got)
+}
+
+func (e *typeMismatchError) Unwrap() error { return e.cause }
 
 // withArticle names a JSON value kind ("array", "object", ...) for a message.
 func withArticle(kind string) string {
@@ -346,6 +397,12 @@ func parseProgram(data json.RawMessage, defaults Propagation, checkPath func(str
 		return nil, fmt.Errorf("timeout: %s is longer than %s; the call must return inside the API server's 60s request timeout", p.Timeout, RequestBudget)
 	}
 	if err := validateEnv(p); err != nil {
+		return nil, err
+	}
+	if p.AllowedNamespaces, err = parseAllowedNamespaces(raw.AllowedNamespaces); err != nil {
+		return nil, err
+	}
+	if p.AllowedDomains, err = parseAllowedDomains(raw.AllowedDomains); err != nil {
 		return nil, err
 	}
 	switch raw.Serialize {
@@ -560,6 +617,7 @@ func legacyConfig(getenv func(string) string, path string, defaults Propagation)
 		DefaultProgram:    p.Name,
 		MaxConcurrentRuns: DefaultMaxConcurrentRuns,
 		Programs:          map[string]*Program{p.Name: p},
+		Warnings:          []string{p.unrestrictedCredentials()},
 	}, nil
 }
 

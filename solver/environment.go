@@ -39,32 +39,96 @@ func isBaseEnv(name string) bool {
 	return false
 }
 
+// Why an Issuer may never set a variable, as a refused solver config says it.
+const (
+	reasonWebhookSets = "the webhook sets it"
+	reasonLoading     = "it changes how programs are loaded"
+	reasonTraffic     = "it redirects the program's traffic"
+	reasonCodeOrTrust = "it changes which code runs, which files are read or whom the program trusts"
+)
+
+// forbiddenIssuerEnvPrefixes are families of variables an Issuer may never set.
+var forbiddenIssuerEnvPrefixes = []struct{ prefix, reason string }{
+	{"LD_", reasonLoading}, {"DYLD_", reasonLoading}, {"BASH_FUNC_", reasonLoading},
+	{"MALLOC_", reasonLoading}, {"GLIBC_", reasonLoading},
+	// GIT_CONFIG, GIT_CONFIG_GLOBAL, GIT_CONFIG_COUNT with GIT_CONFIG_KEY_n and
+	// GIT_CONFIG_VALUE_n, GIT_CONFIG_PARAMETERS: any git setting, core.sshCommand included.
+	{"GIT_CONFIG", reasonCodeOrTrust},
+	// DOCKER_HOST, DOCKER_CONFIG (credential helpers run), DOCKER_CERT_PATH, DOCKER_TLS_VERIFY.
+	{"DOCKER_", reasonCodeOrTrust},
+	// npm_config_script_shell, npm_config_registry, ...
+	{"NPM_CONFIG_", reasonCodeOrTrust},
+	// AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>.
+	{"AWS_ENDPOINT_URL", reasonTraffic},
+}
+
+// forbiddenIssuerEnvSuffixes are families named by their ending.
+var forbiddenIssuerEnvSuffixes = []struct{ suffix, reason string }{
+	// HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, FTP_PROXY and NO_PROXY.
+	{"_PROXY", reasonTraffic},
+	// CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, AWS_CA_BUNDLE, ...
+	{"_CA_BUNDLE", reasonCodeOrTrust},
+}
+
+// forbiddenIssuerEnvNames are single variables an Issuer may never set: each
+// makes a shell, an interpreter or a common tool run other code, read other
+// files (configuration, credentials) or trust other servers.
+var forbiddenIssuerEnvNames = withReason(reasonCodeOrTrust, []string{
+	// Shells.
+	"IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "CDPATH", "GLOBIGNORE", "SHELL", "PWD", "OLDPWD",
+	"ZDOTDIR", "BASH_LOADABLES_PATH",
+	// The C library: character sets, locales, name resolution.
+	"GCONV_PATH", "GETCONF_DIR", "NLSPATH", "LOCPATH", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "RESOLV_CONF", "TZDIR",
+	// Perl, Python, Ruby, Node.js, Java.
+	"PERL5LIB", "PERLLIB", "PERL5OPT", "PERL5DB", "PERL5DB_THREADED",
+	"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONINSPECT", "PYTHONUSERBASE", "PYTHONPLATLIBDIR",
+	"PYTHONBREAKPOINT", "PYTHONWARNINGS", "PYTHONHTTPSVERIFY",
+	"RUBYOPT", "RUBYLIB", "GEM_HOME", "GEM_PATH", "BUNDLE_GEMFILE",
+	"NODE_OPTIONS", "NODE_PATH", "NODE_REPL_EXTERNAL_MODULE", "NODE_TLS_REJECT_UNAUTHORIZED", "NODE_EXTRA_CA_CERTS",
+	"JAVA_HOME", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
+	// Programs that tools start: editors, pagers, browsers, password prompts.
+	"EDITOR", "VISUAL", "PAGER", "MANPAGER", "BROWSER", "LESSOPEN", "LESSCLOSE",
+	"GIT_EDITOR", "GIT_SEQUENCE_EDITOR", "GIT_PAGER", "GIT_ASKPASS", "SSH_ASKPASS", "SUDO_ASKPASS",
+	"TERMINFO", "TERMINFO_DIRS",
+	// git.
+	"GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXEC_PATH", "GIT_PROXY_COMMAND", "GIT_EXTERNAL_DIFF", "GIT_TEMPLATE_DIR",
+	"GIT_DIR", "GIT_SSL_NO_VERIFY", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH",
+	// TLS: trusted CAs, verification, where session keys are written.
+	"SSL_CERT_FILE", "SSL_CERT_DIR", "OPENSSL_CONF", "OPENSSL_ENGINES", "OPENSSL_MODULES", "SSLKEYLOGFILE", "GNUPGHOME",
+	// Configuration and credential files of common clients.
+	"CURL_HOME", "WGETRC", "NETRC", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "KUBECONFIG",
+	"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+	"GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG", "AZURE_CONFIG_DIR",
+})
+
+func withReason(reason string, names []string) map[string]string {
+	m := make(map[string]string, len(names))
+	for _, name := range names {
+		m[name] = reason
+	}
+	return m
+}
+
 // forbiddenIssuerEnv says why an Issuer may never set name, or "" if it may.
-// These change which code runs, where files go or where traffic is sent; an
-// admin cannot allow them by mistake.
+// These change which code runs, which files are read, whom the program trusts
+// or where its traffic goes; an admin cannot allow them by mistake. Names are
+// compared upper-cased, as many tools also read the lower-case forms.
 func forbiddenIssuerEnv(name string) string {
 	upper := strings.ToUpper(name)
-	switch {
-	case isContextEnv(upper) || isBaseEnv(upper):
-		return "the webhook sets it"
-	case strings.HasPrefix(upper, "LD_") || strings.HasPrefix(upper, "DYLD_") ||
-		strings.HasPrefix(upper, "BASH_FUNC_") || strings.HasPrefix(upper, "MALLOC_") ||
-		strings.HasPrefix(upper, "GLIBC_"):
-		return "it changes how programs are loaded"
-	case strings.HasSuffix(upper, "_PROXY"):
-		return "it redirects the program's traffic"
+	if isContextEnv(upper) || isBaseEnv(upper) {
+		return reasonWebhookSets
 	}
-	switch upper {
-	case "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "CDPATH", "GLOBIGNORE", "SHELL", "PWD", "OLDPWD",
-		"GCONV_PATH", "GETCONF_DIR", "NLSPATH", "LOCPATH", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "RESOLV_CONF",
-		"PERL5LIB", "PERLLIB", "PERL5OPT", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONINSPECT",
-		"RUBYOPT", "RUBYLIB", "NODE_OPTIONS", "NODE_PATH", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
-		"GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXEC_PATH", "EDITOR", "VISUAL", "PAGER", "TERMINFO",
-		"SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
-		"OPENSSL_CONF", "OPENSSL_ENGINES", "CURL_HOME", "WGETRC", "XDG_CONFIG_HOME", "TZDIR":
-		return "it changes which code runs, which files are read or whom the program trusts"
+	for _, f := range forbiddenIssuerEnvPrefixes {
+		if strings.HasPrefix(upper, f.prefix) {
+			return f.reason
+		}
 	}
-	return ""
+	for _, f := range forbiddenIssuerEnvSuffixes {
+		if strings.HasSuffix(upper, f.suffix) {
+			return f.reason
+		}
+	}
+	return forbiddenIssuerEnvNames[upper]
 }
 
 // nonSecretPassEnv reports variables of the webhook's own environment that are

@@ -36,7 +36,9 @@ type SecretKeySelector struct {
 	Key  string `json:"key"`
 }
 
-// ParseIssuerConfig decodes an Issuer's webhook.config strictly.
+// ParseIssuerConfig decodes an Issuer's webhook.config strictly: only the keys
+// "program" and "env", spelled exactly and each once, and each env value
+// exactly {"secretKeyRef": {"name": ..., "key": ...}}.
 func ParseIssuerConfig(raw []byte) (IssuerConfig, error) {
 	var cfg IssuerConfig
 	if len(raw) > maxIssuerConfigBytes {
@@ -47,10 +49,7 @@ func ParseIssuerConfig(raw []byte) (IssuerConfig, error) {
 		return cfg, nil
 	}
 	if err := decodeJSONStrict([]byte(trimmed), &cfg); err != nil {
-		if strings.HasPrefix(err.Error(), "unknown field") {
-			return cfg, fmt.Errorf(`issuer config: %w; an Issuer may set only "program" and "env"`, err)
-		}
-		return cfg, fmt.Errorf("issuer config: %w", err)
+		return cfg, fmt.Errorf("issuer config: %w", describeIssuerKeyError(err))
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Env)) {
 		ref := cfg.Env[name].SecretKeyRef
@@ -62,6 +61,37 @@ func ParseIssuerConfig(raw []byte) (IssuerConfig, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// describeIssuerKeyError says, for a key an Issuer may not write, what it may
+// write at that place instead; the *KeyError stays the cause.
+func describeIssuerKeyError(err error) error {
+	var keyErr *KeyError
+	if !errors.As(err, &keyErr) {
+		return err
+	}
+	what := fmt.Sprintf("unknown key %q", keyErr.Key)
+	if keyErr.Duplicate {
+		what = fmt.Sprintf("key %q appears twice", keyErr.Key)
+	}
+	var msg string
+	switch path := keyErr.Path; {
+	case len(path) == 0 && keyErr.Duplicate:
+		msg = what
+	case len(path) == 0:
+		msg = what + `; an Issuer may set only "program" and "env", spelled exactly`
+	case len(path) == 2 && keyErr.Duplicate:
+		msg = fmt.Sprintf("env %s: %s", path[1], what)
+	case len(path) == 2:
+		msg = fmt.Sprintf("env %s: %s; a variable is set only by secretKeyRef with name and key", path[1], what)
+	case len(path) == 3 && keyErr.Duplicate:
+		msg = fmt.Sprintf("env %s: secretKeyRef: %s", path[1], what)
+	case len(path) == 3:
+		msg = fmt.Sprintf(`env %s: secretKeyRef: %s; secretKeyRef has only "name" and "key"`, path[1], what)
+	default:
+		return err
+	}
+	return &explainedError{msg: msg, cause: err}
 }
 
 // selectProgram finds the program an Issuer chose and checks that every
@@ -115,14 +145,16 @@ func readSecretEnv(ctx context.Context, kube kubernetes.Interface, namespace str
 	return values, nil
 }
 
+// describeSecretError says what a failed Secret read means for the Issuer's
+// author, keeping the API error as its cause.
 func describeSecretError(namespace, name string, err error) error {
 	switch {
 	case apierrors.IsNotFound(err):
-		return fmt.Errorf("secret %s/%s not found", namespace, name)
+		return &explainedError{cause: err, msg: fmt.Sprintf("secret %s/%s not found", namespace, name)}
 	case apierrors.IsForbidden(err):
-		return fmt.Errorf("the webhook may not read Secret %s/%s; grant its service account get on secrets in %s (chart: secretsAccess)", namespace, name, namespace)
+		return &explainedError{cause: err, msg: fmt.Sprintf("the webhook may not read Secret %s/%s; grant its service account get on secrets in %s (chart: secretsAccess)", namespace, name, namespace)}
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("reading Secret %s/%s timed out", namespace, name)
+		return &explainedError{cause: err, msg: fmt.Sprintf("reading Secret %s/%s timed out", namespace, name)}
 	}
 	return fmt.Errorf("reading Secret %s/%s: %w", namespace, name, err)
 }

@@ -58,7 +58,9 @@ var nonLeaseChars = regexp.MustCompile(`[^a-z0-9-]+`)
 // leaseName is a stable, valid object name for a zone: readable, and unique
 // through a hash of the zone.
 func leaseName(zone string) string {
-	zone = strings.ToLower(strings.TrimSuffix(zone, "."))
+	// Without the dot, so names stay those of earlier releases and replicas of
+	// both serialise during a rolling upgrade.
+	zone = strings.TrimSuffix(canonicalZone(zone), ".")
 	sum := sha256.Sum256([]byte(zone))
 	readable := strings.Trim(nonLeaseChars.ReplaceAllString(strings.ReplaceAll(zone, ".", "-"), "-"), "-")
 	if len(readable) > 40 {
@@ -106,7 +108,7 @@ func (z *zoneLeases) acquire(ctx context.Context, zone string, duration time.Dur
 		case err == nil:
 			return z.keep(name, duration), nil
 		case ctx.Err() != nil:
-			return nil, errZoneBusy
+			return nil, fmt.Errorf("%w: %w", errZoneBusy, ctx.Err())
 		case errors.Is(err, errLeaseHeld), apierrors.IsConflict(err), apierrors.IsAlreadyExists(err):
 			// Someone else holds it or got there first: look again shortly.
 		default:
@@ -114,7 +116,7 @@ func (z *zoneLeases) acquire(ctx context.Context, zone string, duration time.Dur
 		}
 		select {
 		case <-ctx.Done():
-			return nil, errZoneBusy
+			return nil, fmt.Errorf("%w: %w", errZoneBusy, ctx.Err())
 		case <-time.After(leasePoll):
 		}
 	}

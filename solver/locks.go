@@ -2,6 +2,8 @@ package solver
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 )
@@ -23,6 +25,17 @@ type zoneLock struct {
 	users int
 }
 
+// errNoRunSlot means every run slot (maxConcurrentRuns) stayed taken while a
+// run waited for one.
+var errNoRunSlot = errors.New("no run slot free")
+
+// canonicalZone is the one spelling of a zone that its in-process lock and its
+// Lease are keyed by: lower case, one trailing dot. cert-manager sends zones
+// with the dot; a zone taken from an FQDN or a config may lack it.
+func canonicalZone(zone string) string {
+	return strings.ToLower(strings.TrimRight(zone, ".")) + "."
+}
+
 func newZoneLocks(limit int) *zoneLocks {
 	return &zoneLocks{zones: map[string]*zoneLock{}, limit: limit, freed: make(chan struct{})}
 }
@@ -36,7 +49,8 @@ func (l *zoneLocks) setLimit(limit int) {
 }
 
 // acquire takes the zone's lock and then a run slot, or fails when ctx ends
-// first; with zone "" it takes only a slot. The returned func releases both.
+// first, with errZoneBusy or errNoRunSlot and ctx's error; with zone "" it
+// takes only a slot. The returned func releases both.
 func (l *zoneLocks) acquire(ctx context.Context, zone string) (func(), error) {
 	if zone == "" {
 		if err := l.takeSlot(ctx); err != nil {
@@ -44,7 +58,7 @@ func (l *zoneLocks) acquire(ctx context.Context, zone string) (func(), error) {
 		}
 		return l.releaseSlot, nil
 	}
-	zone = strings.ToLower(zone)
+	zone = canonicalZone(zone)
 	l.mu.Lock()
 	z := l.zones[zone]
 	if z == nil {
@@ -58,7 +72,7 @@ func (l *zoneLocks) acquire(ctx context.Context, zone string) (func(), error) {
 	case z.held <- struct{}{}:
 	case <-ctx.Done():
 		l.leave(zone, z)
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("%w: %w", errZoneBusy, ctx.Err())
 	}
 	if err := l.takeSlot(ctx); err != nil {
 		<-z.held
@@ -92,7 +106,7 @@ func (l *zoneLocks) takeSlot(ctx context.Context) error {
 		select {
 		case <-freed:
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("%w: %w", errNoRunSlot, ctx.Err())
 		}
 	}
 }

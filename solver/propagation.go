@@ -77,36 +77,44 @@ func positiveSeconds(v *float64) (time.Duration, bool) {
 
 // presentedRecords remembers records presented recently, so that a retried
 // Present continues the propagation wait instead of running the program again.
+// Each record keeps its own program's window: programs' windows differ.
 type presentedRecords struct {
 	mu      sync.Mutex
-	records map[string]time.Time
+	records map[string]presentedRecord
+}
+
+// presentedRecord is when a record was presented and when its window closes.
+type presentedRecord struct {
+	at, windowEnd time.Time
 }
 
 func newPresentedRecords() *presentedRecords {
-	return &presentedRecords{records: map[string]time.Time{}}
+	return &presentedRecords{records: map[string]presentedRecord{}}
 }
 
 func recordKey(program, fqdn, value string) string {
 	return program + "\x00" + strings.ToLower(fqdn) + "\x00" + value
 }
 
-// since returns when the record was presented, if within window.
-func (r *presentedRecords) since(key string, window time.Duration, now time.Time) (time.Time, bool) {
+// since returns when the record was presented, if its window is still open at
+// now; records whose window has closed are forgotten.
+func (r *presentedRecords) since(key string, now time.Time) (time.Time, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k, at := range r.records {
-		if now.Sub(at) > window {
+	for k, rec := range r.records {
+		if now.After(rec.windowEnd) {
 			delete(r.records, k)
 		}
 	}
-	at, ok := r.records[key]
-	return at, ok
+	rec, ok := r.records[key]
+	return rec.at, ok
 }
 
-func (r *presentedRecords) add(key string, at time.Time) {
+// add remembers a record presented at at, for window.
+func (r *presentedRecords) add(key string, at time.Time, window time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.records[key] = at
+	r.records[key] = presentedRecord{at: at, windowEnd: at.Add(window)}
 }
 
 func (r *presentedRecords) forget(key string) {

@@ -68,7 +68,7 @@ programs:
 - name: p
   path: %s
   env: {TIMEOUT_ANSWER: '%s', TIMEOUT_STATUS: "%s"}
-  propagation: {timeout: 45s, interval: 4s}
+  propagation: {wait: true, timeout: 45s, interval: 4s}
 `, testProgram(t, "timeout-answer.sh"), tc.answer, tc.status))
 			if got := s.current.Load().propagation["p"]; got != tc.want {
 				t.Errorf("settings = %+v, want %+v", got, tc.want)
@@ -138,5 +138,30 @@ programs:
 	}
 	if calls := readArgvLog(t, argvLog); len(calls) != 2 {
 		t.Errorf("program ran %d times, want twice (the window closed, so present runs again)", len(calls))
+	}
+}
+
+// TestPresentedRecordsKeepTheirOwnWindow checks that a record is forgotten
+// when its own program's propagation window closes, not when another
+// program with a shorter window asks.
+func TestPresentedRecordsKeepTheirOwnWindow(t *testing.T) {
+	r := newPresentedRecords()
+	t0 := time.Now()
+	long, short := recordKey("long", "_acme-challenge.a.example.", "v1"), recordKey("short", "_acme-challenge.b.example.", "v2")
+	r.add(long, t0, 10*time.Minute)
+	r.add(short, t0, time.Minute)
+	tests := []struct {
+		key    string
+		at     time.Time
+		wantOK bool
+	}{
+		{short, t0.Add(2 * time.Minute), false},
+		{long, t0.Add(3 * time.Minute), true},
+		{long, t0.Add(11 * time.Minute), false},
+	}
+	for _, tc := range tests {
+		if got, ok := r.since(tc.key, tc.at); ok != tc.wantOK || (ok && !got.Equal(t0)) {
+			t.Errorf("since(%q) %s after presenting = %v, %v; want found %v", tc.key, tc.at.Sub(t0), got, ok, tc.wantOK)
+		}
 	}
 }

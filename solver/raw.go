@@ -170,14 +170,16 @@ func matchesKey(keyAuth, key string) bool {
 	return subtle.ConstantTimeCompare([]byte(dns01Value(keyAuth)), []byte(key)) == 1
 }
 
+// describeAPIError says what a failed read of an issuer means, keeping the
+// API error as its cause.
 func describeAPIError(err error) error {
 	switch {
 	case apierrors.IsNotFound(err):
-		return errors.New("not found")
+		return &explainedError{cause: err, msg: "not found"}
 	case apierrors.IsForbidden(err):
-		return errors.New("forbidden; RAW mode needs get on issuers and clusterissuers (chart: set by a RAW program)")
+		return &explainedError{cause: err, msg: "forbidden; RAW mode needs get on issuers and clusterissuers (chart: set by a RAW program)"}
 	case errors.Is(err, context.DeadlineExceeded):
-		return errors.New("timed out")
+		return &explainedError{cause: err, msg: "timed out"}
 	}
 	return err
 }

@@ -35,6 +35,8 @@ type Solver struct {
 	locks     *zoneLocks
 	presented *presentedRecords
 	current   atomic.Pointer[state]
+	// reloadPoll is how often the config file is read again; tests shorten it.
+	reloadPoll time.Duration
 	// initMu serialises Initialize, which the conformance suite calls repeatedly.
 	initMu sync.Mutex
 }
@@ -81,12 +83,13 @@ func WithLogger(log logr.Logger) Option {
 // New returns the solver; it reads its configuration in Initialize.
 func New(opts ...Option) *Solver {
 	s := &Solver{
-		getenv:    os.Getenv,
-		environ:   os.Environ,
-		log:       klog.Background().WithName(SolverName),
-		check:     checkRecord,
-		runsDir:   os.TempDir(),
-		presented: newPresentedRecords(),
+		getenv:     os.Getenv,
+		environ:    os.Environ,
+		log:        klog.Background().WithName(SolverName),
+		check:      checkRecord,
+		runsDir:    os.TempDir(),
+		presented:  newPresentedRecords(),
+		reloadPoll: defaultReloadPoll,
 	}
 	for _, opt := range opts {
 		opt(s)
@@ -119,15 +122,20 @@ func (s *Solver) Initialize(kubeConfig *rest.Config, stop <-chan struct{}) error
 		s.log.Info("zones are serialised across replicas with Leases", "namespace", ns, "identity", c.leases.identity)
 	}
 	configLoaded.Set(1)
+	s.serveConfig(c, cfg)
+	return nil
+}
+
+// serveConfig starts serving the config Initialize loaded and watching its file.
+func (s *Solver) serveConfig(c *cluster, cfg *Config) {
 	st := s.newState(c, cfg)
 	if s.locks == nil {
 		s.locks = newZoneLocks(cfg.MaxConcurrentRuns)
 	}
 	s.install(st)
 	if cfg.path != "" {
-		go s.watchConfig(cfg.path, c)
+		go s.watchConfig(cfg, c)
 	}
-	return nil
 }
 
 // install makes st the state new calls are served from.
@@ -135,15 +143,23 @@ func (s *Solver) install(st *state) {
 	s.locks.setLimit(st.cfg.MaxConcurrentRuns)
 	s.current.Store(st)
 	s.log.Info("solver config loaded", "source", st.cfg.Source, "programs", st.cfg.ProgramNames(), "defaultProgram", st.cfg.DefaultProgram)
+	for _, warning := range st.cfg.Warnings {
+		s.log.Info("WARNING: "+warning, "source", st.cfg.Source)
+	}
 }
 
-// newState asks every program for its propagation timeout and, when a RAW
-// program is configured, starts the Challenge cache.
+// newState asks each program that waits for propagation for its timeout and,
+// when a RAW program is configured, starts the Challenge cache. Other programs
+// are never sent `timeout`: lego never sends it, so scripts written for lego
+// do not expect it, and its answer would go unused.
 func (s *Solver) newState(c *cluster, cfg *Config) *state {
 	st := &state{cfg: cfg, cluster: c, propagation: map[string]propagationSettings{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, p := range cfg.Programs {
+		if !p.Propagation.Wait {
+			continue
+		}
 		wg.Go(func() {
 			settings := s.askTimeout(p)
 			mu.Lock()
@@ -217,7 +233,12 @@ func (s *Solver) serve(action Action, req *whapi.ChallengeRequest) error {
 	err := s.handle(ctx, st, action, req, log)
 	if err != nil {
 		challengeCalls.WithLabelValues(string(action), "error").Inc()
-		log.Info("challenge failed", "duration", time.Since(start).Round(time.Millisecond), "error", err.Error())
+		var notYet *notYetVisibleError
+		if errors.As(err, &notYet) {
+			log.Info("record not visible yet; cert-manager will retry", "duration", time.Since(start).Round(time.Millisecond))
+			return err
+		}
+		log.Error(err, "challenge failed", "duration", time.Since(start).Round(time.Millisecond))
 		return err
 	}
 	challengeCalls.WithLabelValues(string(action), "success").Inc()
@@ -229,16 +250,11 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 	if err := validateRequest(req); err != nil {
 		return err
 	}
-	var rawConfig []byte
-	if req.Config != nil {
-		rawConfig = req.Config.Raw
-	}
-	ic, err := ParseIssuerConfig(rawConfig)
+	p, ic, err := st.cfg.AdmitIssuer(issuerConfigOf(req), req.ResourceNamespace)
 	if err != nil {
 		return err
 	}
-	p, err := st.cfg.selectProgram(ic)
-	if err != nil {
+	if err := p.authorizeDomain(req.DNSName); err != nil {
 		return err
 	}
 	log = log.WithValues("program", p.Name)
@@ -247,7 +263,7 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 	presentedKey := recordKey(p.Name, fqdn, req.Key)
 
 	if action == ActionPresent && p.Propagation.Wait {
-		if at, ok := s.presented.since(presentedKey, settings.Timeout, time.Now()); ok {
+		if at, ok := s.presented.since(presentedKey, time.Now()); ok {
 			log.V(1).Info("record presented earlier; continuing the propagation wait", "presentedAt", at)
 			return s.awaitPropagation(ctx, settings, p, fqdn, req.Key, presentedKey, at, log)
 		}
@@ -277,7 +293,7 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 		ResourceNamespace: req.ResourceNamespace,
 	}, fromSecrets, s.environ())
 
-	release, err := s.lockZone(ctx, st.cluster, p, zoneOf(req.ResolvedZone, fqdn))
+	release, err := s.lockZone(ctx, st, p, zoneOf(req.ResolvedZone, fqdn))
 	if err != nil {
 		return err
 	}
@@ -297,7 +313,7 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 		return nil
 	}
 	now := time.Now()
-	s.presented.add(presentedKey, now)
+	s.presented.add(presentedKey, now, settings.Timeout)
 	return s.awaitPropagation(ctx, settings, p, fqdn, req.Key, presentedKey, now, log)
 }
 
@@ -326,22 +342,24 @@ func zoneOf(resolvedZone, fqdn string) string {
 
 // lockZone takes what a run needs before it starts: a run slot and, for a
 // program that serialises per zone, the zone's in-process lock and, with
-// several replicas, its Lease. Waiting counts against the call's budget.
-func (s *Solver) lockZone(ctx context.Context, c *cluster, p *Program, zone string) (func(), error) {
+// several replicas, its Lease. Waiting counts against the call's budget; each
+// way of running out of it has its own error, wrapping the cause.
+func (s *Solver) lockZone(ctx context.Context, st *state, p *Program, zone string) (func(), error) {
+	c := st.cluster
 	if c.stopping() {
 		return nil, errors.New("the webhook is shutting down; cert-manager will retry on another replica")
 	}
-	busy := fmt.Errorf("zone %s busy: other runs held it for the whole request budget (%s); cert-manager will retry", zone, RequestBudget)
 	if !p.SerializePerZone {
 		release, err := s.locks.acquire(ctx, "")
 		if err != nil {
-			return nil, busy
+			return nil, &explainedError{cause: err, msg: fmt.Sprintf("program %q (serialize: none) found no free run slot: all %d (maxConcurrentRuns) stayed taken for the whole request budget (%s); cert-manager will retry",
+				p.Name, st.cfg.MaxConcurrentRuns, RequestBudget)}
 		}
 		return release, nil
 	}
 	release, err := s.locks.acquire(ctx, zone)
 	if err != nil {
-		return nil, busy
+		return nil, zoneWaitError(err, zone, st.cfg.MaxConcurrentRuns)
 	}
 	if c.leases == nil {
 		return release, nil
@@ -351,15 +369,23 @@ func (s *Solver) lockZone(ctx context.Context, c *cluster, p *Program, zone stri
 	leaseWaits.Observe(time.Since(start).Seconds())
 	if err != nil {
 		release()
-		if errors.Is(err, errZoneBusy) {
-			return nil, busy
-		}
-		return nil, err
+		return nil, zoneWaitError(err, zone, st.cfg.MaxConcurrentRuns)
 	}
 	return func() {
 		releaseLease()
 		release()
 	}, nil
+}
+
+// zoneWaitError says which wait of a per-zone run used up the call's budget.
+func zoneWaitError(err error, zone string, maxRuns int) error {
+	switch {
+	case errors.Is(err, errZoneBusy):
+		return &explainedError{cause: err, msg: fmt.Sprintf("zone %s busy: other runs held it for the whole request budget (%s); cert-manager will retry", zone, RequestBudget)}
+	case errors.Is(err, errNoRunSlot):
+		return &explainedError{cause: err, msg: fmt.Sprintf("zone %s was free, but no run slot was: all %d (maxConcurrentRuns) stayed taken for the whole request budget (%s); cert-manager will retry", zone, maxRuns, RequestBudget)}
+	}
+	return err
 }
 
 // run runs a program, then logs and counts the run once.
@@ -373,16 +399,25 @@ func (s *Solver) run(ctx context.Context, inv invocation) (runResult, error) {
 	return res, err
 }
 
+// logRun logs a successful run; a failed one is logged once, at error
+// level, by whoever handles its error.
 func logRun(log logr.Logger, res runResult, err error) {
+	if err != nil {
+		return
+	}
 	kv := []any{"duration", res.Duration.Round(time.Millisecond)}
 	if res.Truncated > 0 {
 		kv = append(kv, "truncatedBytes", res.Truncated)
 	}
-	if err != nil {
-		log.Info("program failed", append(kv, "error", err.Error())...)
-		return
-	}
 	log.Info("program succeeded", kv...)
+}
+
+// issuerConfigOf returns the Issuer's webhook.config as cert-manager sent it.
+func issuerConfigOf(req *whapi.ChallengeRequest) []byte {
+	if req.Config == nil {
+		return nil
+	}
+	return req.Config.Raw
 }
 
 // validateRequest checks what cert-manager sent before any of it becomes an argument.

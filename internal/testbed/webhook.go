@@ -40,16 +40,31 @@ type Webhook struct {
 // BuildWebhook compiles the webhook binary into dir and returns its path.
 func BuildWebhook(t TB, repoRoot, dir string) string {
 	t.Helper()
-	out := filepath.Join(dir, "cert-manager-webhook-exec")
-	cmd := exec.Command("go", "build", "-o", out, ".")
+	return buildCommand(t, repoRoot, ".", filepath.Join(dir, "cert-manager-webhook-exec"))
+}
+
+// BuildNopWebhook compiles a solver that does nothing on the webhook's own
+// framework (./internal/testbed/nopwebhook) into dir and returns its path: the
+// floor our webhook's footprint is compared with. StartWebhook runs it as it
+// runs ours.
+func BuildNopWebhook(t TB, repoRoot, dir string) string {
+	t.Helper()
+	return buildCommand(t, repoRoot, "./internal/testbed/nopwebhook", filepath.Join(dir, "nopwebhook"))
+}
+
+// buildCommand runs go build for the main package pkg of the module at
+// repoRoot, with the same flags for every binary so that they compare.
+func buildCommand(t TB, repoRoot, pkg, out string) string {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = repoRoot
 	if data, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the webhook: %v\n%s", err, data)
+		t.Fatalf("building %s: %v\n%s", pkg, err, data)
 	}
 	return out
 }
 
-// StartWebhook runs the webhook binary against cp as user webhookUser, and
+// StartWebhook runs a webhook binary (ours, or BuildNopWebhook's) against cp, and
 // registers it as cluster would: a Service in namespace (ExternalName
 // localhost, since it runs outside the cluster) and an APIService with the
 // CA of its serving certificate.

@@ -143,6 +143,18 @@ func TestSchemaAndRequiredValues(t *testing.T) {
 		"bad duration":          {[]string{"--set", "groupName=a.example.com", "--set", "config.programs[0].name=a", "--set", "config.programs[0].path=/a", "--set", "config.programs[0].timeout=30"}, "/config/programs/0/timeout"},
 		"bad secrets scope":     {[]string{"--set", "groupName=a.example.com", "--set", "secretsAccess.scope=all"}, "value must be one of 'namespaces', 'cluster', 'none'"},
 		"no programs":           {[]string{"--set", "groupName=a.example.com", "--set", "config.programs=null"}, "config.programs is empty: add at least one program, or set config.existingConfigMap"},
+		"namespace not a DNS label": {[]string{"--set", "groupName=a.example.com", "--set", "config.programs[0].name=a", "--set", "config.programs[0].path=/a", "--set", "config.programs[0].allowedNamespaces[0]=Team_A"},
+			"at '/config/programs/0/allowedNamespaces/0': 'Team_A' does not match pattern"},
+		"empty allowedNamespaces": {[]string{"--set", "groupName=a.example.com", "--set-json", `config.programs=[{"name":"a","path":"/a","allowedNamespaces":[]}]`},
+			"at '/config/programs/0/allowedNamespaces': minItems: got 0, want 1"},
+		"wildcard domain": {[]string{"--set", "groupName=a.example.com", "--set", "config.programs[0].name=a", "--set", "config.programs[0].path=/a", "--set", "config.programs[0].allowedDomains[0]=*.example.com"},
+			"at '/config/programs/0/allowedDomains/0': '*.example.com' does not match pattern"},
+		"cluster resource namespace not a DNS label": {[]string{"--set", "groupName=a.example.com", "--set", "certManager.clusterResourceNamespace=Cert_Manager"},
+			"'Cert_Manager' does not match pattern"},
+		"unknown validation action": {[]string{"--set", "groupName=a.example.com", "--set", "admissionPolicy.validationActions={Block}"},
+			"at '/admissionPolicy/validationActions/0': value must be one of 'Deny', 'Warn', 'Audit'"},
+		"Deny with Warn": {[]string{"--set", "groupName=a.example.com", "--set", "admissionPolicy.validationActions={Deny,Warn}"},
+			"admissionPolicy.validationActions: Deny and Warn may not be used together (a refusal already carries the message); use [Deny], [Warn], [Audit] or [Warn, Audit]"},
 		"RAW without Secrets": {[]string{"--set", "groupName=a.example.com", "--set", "secretsAccess.scope=none", "--set", "config.programs[0].name=a", "--set", "config.programs[0].path=/a", "--set", "config.programs[0].mode=RAW"},
 			"a RAW program reads its issuer's ACME account key Secret: set secretsAccess.scope to namespaces or cluster"},
 	}
@@ -151,6 +163,34 @@ func TestSchemaAndRequiredValues(t *testing.T) {
 			_, err := helm(t, append([]string{"template", "x", chartDir(t)}, tc.args...)...)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("error = %v\nwant it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestAdmissionPolicyRendered checks when the chart renders its
+// ValidatingAdmissionPolicy and binding: by default, and not when disabled or
+// on a Kubernetes without ValidatingAdmissionPolicy v1.
+func TestAdmissionPolicyRendered(t *testing.T) {
+	tests := map[string]struct {
+		args []string
+		want int
+	}{
+		"default":         {nil, 2},
+		"disabled":        {[]string{"--set", "admissionPolicy.enabled=false"}, 0},
+		"Kubernetes 1.29": {[]string{"--kube-version", "1.29.0"}, 0},
+		"Kubernetes 1.30": {[]string{"--kube-version", "1.30.0"}, 2},
+		"existing config": {[]string{"--set", "config.existingConfigMap=mine"}, 2},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			out, err := helm(t, append([]string{"template", "x", chartDir(t), "--set", "groupName=a.example.com"}, tc.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Count(out, "\nkind: ValidatingAdmissionPolicy\n") + strings.Count(out, "\nkind: ValidatingAdmissionPolicyBinding\n")
+			if got != tc.want {
+				t.Errorf("rendered %d policy objects, want %d", got, tc.want)
 			}
 		})
 	}

@@ -105,6 +105,7 @@ func readmeInstall(t *testing.T, cp *testbed.ControlPlane, kubeconfig string, ku
 		t.Fatalf("the README's helm install: %v", err)
 	}
 	release := args[2]
+	waitPolicyActive(t, cp, policyRelease{name: release, group: "acme.example.com"})
 	if !strings.Contains(out, "groupName: acme.example.com") {
 		t.Errorf("NOTES lack the installed group:\n%s", out)
 	}
@@ -128,7 +129,15 @@ func readmeInstall(t *testing.T, cp *testbed.ControlPlane, kubeconfig string, ku
 		if err := os.WriteFile(file, []byte(manifest), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if out, err := kubectl(t, "apply", "--dry-run=server", "-f", file); err != nil {
+		out, err := kubectl(t, "apply", "--dry-run=server", "-f", file)
+		if kind == "ClusterIssuer" {
+			// Its RAW program is the README's own example, not the chart
+			// default: the chart's admission policy refuses it at apply time.
+			refusal := ` denied request: issuer config: program "lego-raw" is not configured; choose one of: nsupdate`
+			if err == nil || !strings.HasSuffix(out, refusal) {
+				t.Errorf("the README's ClusterIssuer: %v: %s\nwant the admission policy's refusal:%s", err, out, refusal)
+			}
+		} else if err != nil {
 			t.Fatalf("the README's %s: %v: %s", kind, err, out)
 		}
 		var issuer cmapi.Issuer

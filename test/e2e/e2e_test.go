@@ -149,6 +149,28 @@ func scenarios(t *testing.T, stack *testbed.Stack, root, argvLog string, vars ma
 			t.Error("the TSIG secret appears in the webhook's log")
 		}
 	})
+
+	t.Run("program policy: namespace and domain", func(t *testing.T) {
+		t.Parallel()
+		config := `{"program":"nsupdate-policy"}`
+		stack.CreateIssuer(t, "team-policy", "exec", config)
+		stack.CreateIssuer(t, "team-stranger", "exec", config)
+		stack.CreateCertificate(t, "team-policy", "allowed", cmmeta.IssuerReference{Name: "exec", Kind: "Issuer"}, "www.policy.example.com", "*.policy.example.com")
+		stack.CreateCertificate(t, "team-policy", "stray", cmmeta.IssuerReference{Name: "exec", Kind: "Issuer"}, "stray.example.com")
+		stack.CreateCertificate(t, "team-stranger", "stranger", cmmeta.IssuerReference{Name: "exec", Kind: "Issuer"}, "stranger.policy.example.com")
+		reason := stack.WaitChallengeReason(t, "team-stranger",
+			`program "nsupdate-policy" may not be used from namespace "team-stranger"; allowed namespaces: team-policy`, readyTimeout)
+		t.Logf("team-stranger's Challenge: %s", reason)
+		reason = stack.WaitChallengeReason(t, "team-policy",
+			`program "nsupdate-policy" may not be used for "stray.example.com"; allowed domains: policy.example.com`, readyTimeout)
+		t.Logf("team-policy's Challenge for stray.example.com: %s", reason)
+		stack.WaitCertificateReady(t, "team-policy", "allowed", readyTimeout)
+		for _, name := range []string{"_acme-challenge.stray.example.com.", "_acme-challenge.stranger.policy.example.com."} {
+			if got := stack.BIND.TXT(t, name); len(got) != 0 {
+				t.Errorf("a record was presented at %s against the policy: %q", name, got)
+			}
+		}
+	})
 }
 
 // checkMetrics scrapes the running webhook after the scenarios.

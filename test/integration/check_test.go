@@ -26,11 +26,12 @@ func TestCheckCommand(t *testing.T) {
 	})
 	bin := testbed.BuildWebhook(t, root, t.TempDir())
 	tests := map[string]struct {
-		program  string
-		wantExit int
-		want     []string
+		program   string
+		wantExit  int
+		want      []string
+		namespace string
 	}{
-		"default mode": {"nsupdate", 0, []string{
+		"default mode": {program: "nsupdate", wantExit: 0, want: []string{
 			"program \"nsupdate\": " + root + "/examples/nsupdate.sh (default mode, timeout 30s)",
 			"$ " + root + "/examples/nsupdate.sh present _acme-challenge.check.example.com. ",
 			"propagation timeout 10s (program), interval 200ms (program)",
@@ -38,19 +39,30 @@ func TestCheckCommand(t *testing.T) {
 			"cleanup of a value already gone: ok (idempotent)",
 			"PASS: program \"nsupdate\" presents and cleans up _acme-challenge.check.example.com. as cert-manager needs",
 		}},
-		"RAW mode": {"nsupdate-raw", 0, []string{
+		"RAW mode": {program: "nsupdate-raw", wantExit: 0, want: []string{
 			"$ " + root + "/examples/nsupdate.sh present -- check.example.com ",
 			"PASS: program \"nsupdate-raw\"",
 		}},
-		"cleanup deletes every record": {"deletes-all", 1, []string{
+		"cleanup deletes every record": {program: "deletes-all", wantExit: 1, want: []string{
 			"FAIL: cleanup of one value also removed the other",
 			"hint: cleanup deletes every TXT record at the name: delete only the record with the given value",
+		}},
+		"policy admits the namespace and domain": {program: "team-a-only", namespace: "team-a", wantExit: 0, want: []string{
+			`policy of program "team-a-only": namespaces: team-a; domains: check.example.com`,
+			`PASS: program "team-a-only"`,
+		}},
+		"policy refuses another namespace": {program: "team-a-only", namespace: "team-b", wantExit: 1, want: []string{
+			`policy of program "team-a-only": namespaces: team-a; domains: check.example.com`,
+			`program "team-a-only" may not be used from namespace "team-b"; allowed namespaces: team-a`,
 		}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			cmd := exec.Command(bin, "check", "--config", filepath.Join(dir, "config.yaml"), "--program", tc.program,
 				"--domain", "check.example.com", "--nameserver", bind.Addr)
+			if tc.namespace != "" {
+				cmd.Args = append(cmd.Args, "--namespace", tc.namespace)
+			}
 			cmd.Env = append(os.Environ(), "TSIG_SECRET="+bind.KeySecret)
 			out, err := cmd.CombinedOutput()
 			exit := 0

@@ -44,6 +44,16 @@ programs:
   path: %[1]s/testdata/programs/use-token.sh
   env: {TOKEN_LOG: %[2]s, FAIL: "yes"}
   secretEnv: [API_TOKEN]
+- name: api-team-b
+  path: %[1]s/testdata/programs/use-token.sh
+  env: {TOKEN_LOG: %[2]s}
+  secretEnv: [API_TOKEN]
+  allowedNamespaces: [team-b]
+- name: api-corp
+  path: %[1]s/testdata/programs/use-token.sh
+  env: {TOKEN_LOG: %[2]s}
+  secretEnv: [API_TOKEN]
+  allowedDomains: [corp.example]
 `, testbed.RepoRoot(t), tokenLog)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +94,12 @@ programs:
 			`env API_TOKEN: Secret team-a/dns-creds has no key "nope"`, false},
 		{"another namespace's Secret", req("team-b", "api", "dns-creds", "token"),
 			"env API_TOKEN: secret team-b/dns-creds not found", false},
+		// Refused by the program's policy before team-a's Secret is read:
+		// the audit log below counts no read for these.
+		{"namespace the program does not allow", req("team-a", "api-team-b", "dns-creds", "token"),
+			`program "api-team-b" may not be used from namespace "team-a"; allowed namespaces: team-b`, false},
+		{"domain the program does not allow", req("team-a", "api-corp", "dns-creds", "token"),
+			`program "api-corp" may not be used for "app.example.com"; allowed domains: corp.example`, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,7 +147,8 @@ programs:
 			teamB++
 		}
 	}
-	// Three requests named team-a's Secret; the team-b request read only team-b.
+	// Three requests read team-a's Secret (the two refused by a program's
+	// policy read none); the team-b request read only team-b.
 	if teamA != 3 || teamB != 1 {
 		t.Errorf("Secret reads: team-a %d (want 3), team-b %d (want 1)", teamA, teamB)
 	}

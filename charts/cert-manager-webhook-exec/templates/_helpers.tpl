@@ -61,3 +61,78 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "webhook-exec.servingSecret" -}}
 {{ include "webhook-exec.fullname" . }}-tls
 {{- end }}
+
+{{- /* cert-manager's cluster resource namespace: ClusterIssuers' Secrets and the namespace their requests carry. */ -}}
+{{- define "webhook-exec.clusterResourceNamespace" -}}
+{{- default .Values.certManager.namespace .Values.certManager.clusterResourceNamespace }}
+{{- end }}
+
+{{- /* "true" when the admission policy is rendered: asked for, and the cluster has ValidatingAdmissionPolicy v1 (1.30+). */ -}}
+{{- define "webhook-exec.admissionPolicy" -}}
+{{- if and .Values.admissionPolicy.enabled (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version) }}true{{ end }}
+{{- end }}
+
+{{- define "webhook-exec.policyParamsName" -}}
+{{- default (printf "%s-policy" .Values.config.existingConfigMap) .Values.admissionPolicy.paramsConfigMap }}
+{{- end }}
+
+{{- /* The programs as the admission policy sees them, from config.programs: the
+flattened format a params ConfigMap holds with config.existingConfigMap, as JSON. */ -}}
+{{- define "webhook-exec.programView" -}}
+{{- $names := list }}
+{{- $view := dict }}
+{{- range .Values.config.programs }}
+{{- $name := .name }}
+{{- $names = append $names $name }}
+{{- with .secretEnv }}{{ $_ := set $view (printf "%s.secretEnv" $name) (join "," .) }}{{ end }}
+{{- with .allowedNamespaces }}{{ $_ := set $view (printf "%s.allowedNamespaces" $name) (join "," .) }}{{ end }}
+{{- end }}
+{{- $_ := set $view "programs" (join "," (sortAlpha $names)) }}
+{{- with .Values.config.defaultProgram }}{{ $_ := set $view "defaultProgram" . }}{{ end }}
+{{- toJson $view }}
+{{- end }}
+
+{{- /* A CEL expression naming the JSON kind of the value of CEL expression ., as the webhook's refusals do. */ -}}
+{{- define "webhook-exec.celKind" -}}
+(type({{ . }}) == string ? 'a string' : type({{ . }}) == list ? 'an array' : type({{ . }}) == map ? 'an object' : type({{ . }}) == bool ? 'a bool' : type({{ . }}) == null_type ? 'null' : 'a number')
+{{- end }}
+
+{{- /* The webhook's refusals of the entries of env map (CEL expression .) of
+one kind, as a CEL list of strings: "keys" (a key other than secretKeyRef, name
+and key), "types" (a value of the wrong JSON kind) and "refs" (secretKeyRef,
+name or key missing or empty), the order in which the webhook reports them. */ -}}
+{{- define "webhook-exec.celEnvRefusals" -}}
+{{- $env := index . 0 }}{{ $e := printf "%s[n]" $env }}{{ $ref := printf "%s[n].secretKeyRef" $env }}
+{{- if eq (index . 1) "keys" -}}
+{{ $env }}.filter(n, type({{ $e }}) == map).map(n,
+  {{ $e }}.exists(k, k != 'secretKeyRef') ?
+    'issuer config: env ' + n + ': unknown key "' + {{ $e }}.filter(k, k != 'secretKeyRef')[0] + '"; a variable is set only by secretKeyRef with name and key' :
+  has({{ $e }}.secretKeyRef) && type({{ $ref }}) == map && {{ $ref }}.exists(k, k != 'name' && k != 'key') ?
+    'issuer config: env ' + n + ': secretKeyRef: unknown key "' + {{ $ref }}.filter(k, k != 'name' && k != 'key')[0] + '"; secretKeyRef has only "name" and "key"' :
+  '').filter(m, m != '')
+{{- else if eq (index . 1) "types" -}}
+{{ $env }}.map(n,
+  type({{ $e }}) != map && type({{ $e }}) != null_type ?
+    'issuer config: env: expected a mapping, got ' + {{ include "webhook-exec.celKind" $e }} :
+  type({{ $e }}) == null_type || !has({{ $e }}.secretKeyRef) || type({{ $ref }}) == null_type ?
+    '' :
+  type({{ $ref }}) != map ?
+    'issuer config: secretKeyRef: expected a mapping, got ' + {{ include "webhook-exec.celKind" $ref }} :
+  has({{ $ref }}.name) && type({{ $ref }}.name) != string && type({{ $ref }}.name) != null_type ?
+    'issuer config: name: expected a string, got ' + {{ include "webhook-exec.celKind" (printf "%s.name" $ref) }} :
+  has({{ $ref }}.key) && type({{ $ref }}.key) != string && type({{ $ref }}.key) != null_type ?
+    'issuer config: key: expected a string, got ' + {{ include "webhook-exec.celKind" (printf "%s.key" $ref) }} :
+  '').filter(m, m != '')
+{{- else -}}
+{{ $env }}.map(n,
+  type({{ $e }}) != map && type({{ $e }}) != null_type ?
+    '' :
+  type({{ $e }}) == null_type || !has({{ $e }}.secretKeyRef) || type({{ $ref }}) == null_type ?
+    'issuer config: env ' + n + ': needs secretKeyRef with name and key' :
+  type({{ $ref }}) != map ?
+    '' :
+  !has({{ $ref }}.name) || !has({{ $ref }}.key) || {{ $ref }}.name == null || {{ $ref }}.key == null || {{ $ref }}.name == '' || {{ $ref }}.key == '' ?
+    'issuer config: env ' + n + ': secretKeyRef needs both name and key' :
+  '').filter(m, m != '')
+{{- end }}
+{{- end }}

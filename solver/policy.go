@@ -1,0 +1,139 @@
+package solver
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// A program's policy says who may use it (allowedNamespaces) and for which
+// names (allowedDomains). A program that holds the admin's credentials
+// (env, passEnv) can otherwise be used by every namespace for every name those
+// credentials can write.
+
+// PolicyError is a request refused by a program's allowedNamespaces or
+// allowedDomains; it names what was asked and what is allowed.
+type PolicyError struct {
+	Program string
+	// Field is "namespace" or "domain".
+	Field   string
+	Asked   string
+	Allowed []string
+}
+
+func (e *PolicyError) Error() string {
+	if e.Field == "namespace" {
+		return fmt.Sprintf("program %q may not be used from namespace %q; allowed namespaces: %s", e.Program, e.Asked, strings.Join(e.Allowed, ", "))
+	}
+	return fmt.Sprintf("program %q may not be used for %q; allowed domains: %s", e.Program, e.Asked, strings.Join(e.Allowed, ", "))
+}
+
+// AdmitIssuer checks an Issuer's webhook.config for a request from namespace
+// (the Issuer's namespace, or cert-manager's cluster resource namespace for a
+// ClusterIssuer): exact keys, a configured program, env names the program
+// allows, and the program's allowedNamespaces. It is everything the webhook
+// checks about an Issuer before the name being validated, and the verdict the
+// chart's ValidatingAdmissionPolicy mirrors.
+func (c *Config) AdmitIssuer(rawConfig []byte, namespace string) (*Program, IssuerConfig, error) {
+	ic, err := ParseIssuerConfig(rawConfig)
+	if err != nil {
+		return nil, ic, err
+	}
+	p, err := c.selectProgram(ic)
+	if err != nil {
+		return nil, ic, err
+	}
+	if err := p.authorizeNamespace(namespace); err != nil {
+		return nil, ic, err
+	}
+	return p, ic, nil
+}
+
+// authorizeNamespace refuses a namespace the program does not allow.
+func (p *Program) authorizeNamespace(namespace string) error {
+	if p.AllowedNamespaces == nil || slices.Contains(p.AllowedNamespaces, namespace) {
+		return nil
+	}
+	return &PolicyError{Program: p.Name, Field: "namespace", Asked: namespace, Allowed: p.AllowedNamespaces}
+}
+
+// authorizeDomain refuses a name that is neither one of the program's
+// allowedDomains nor below one of them on a label boundary. dnsName is the
+// identifier being validated; a wildcard's "*." and a trailing dot are
+// ignored, and so is case.
+func (p *Program) authorizeDomain(dnsName string) error {
+	if p.AllowedDomains == nil {
+		return nil
+	}
+	name := strings.ToLower(rawDomain(dnsName))
+	for _, allowed := range p.AllowedDomains {
+		if name == allowed || strings.HasSuffix(name, "."+allowed) {
+			return nil
+		}
+	}
+	return &PolicyError{Program: p.Name, Field: "domain", Asked: name, Allowed: p.AllowedDomains}
+}
+
+// unrestrictedCredentials warns about a program that runs with the admin's
+// variables (env, passEnv, or lego's whole environment) and that every
+// namespace may use.
+func (p *Program) unrestrictedCredentials() string {
+	if p.AllowedNamespaces != nil {
+		return ""
+	}
+	switch {
+	case p.passAllEnv:
+		return fmt.Sprintf("program %q (%s) runs with the webhook's whole environment and every namespace may use it; use a solver config file with allowedNamespaces", p.Name, EnvPath)
+	case len(p.PassEnv) > 0 || len(p.Env) > 0:
+		return fmt.Sprintf("program %q runs with the admin's env/passEnv and every namespace may use it; set allowedNamespaces (and allowedDomains) to limit who gets certificates with those credentials", p.Name)
+	}
+	return ""
+}
+
+func parseAllowedNamespaces(names []string) ([]string, error) {
+	if names == nil {
+		return nil, nil
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("allowedNamespaces: empty; list the namespaces that may use the program, or leave it out to allow every namespace")
+	}
+	for i, name := range names {
+		if problems := validation.IsDNS1123Label(name); len(problems) > 0 {
+			return nil, fmt.Errorf("allowedNamespaces[%d]: %q is not a namespace name: %s", i, name, strings.Join(problems, "; "))
+		}
+		if slices.Index(names, name) != i {
+			return nil, fmt.Errorf("allowedNamespaces[%d]: %q is listed twice", i, name)
+		}
+	}
+	return names, nil
+}
+
+func parseAllowedDomains(domains []string) ([]string, error) {
+	if domains == nil {
+		return nil, nil
+	}
+	if len(domains) == 0 {
+		return nil, fmt.Errorf("allowedDomains: empty; list the domains the program may be used for, or leave it out to allow any")
+	}
+	normalized := make([]string, 0, len(domains))
+	for i, domain := range domains {
+		field := fmt.Sprintf("allowedDomains[%d]", i)
+		if strings.HasPrefix(domain, "*.") {
+			return nil, fmt.Errorf("%s: %q: write %q; the names below a domain are always included", field, domain, strings.TrimPrefix(domain, "*."))
+		}
+		if err := validateName(field, domain); err != nil {
+			return nil, err
+		}
+		name := strings.ToLower(strings.TrimSuffix(domain, "."))
+		if name == "" {
+			return nil, fmt.Errorf("%s: %q is not a domain; name the domain the program may be used for", field, domain)
+		}
+		if slices.Contains(normalized, name) {
+			return nil, fmt.Errorf("%s: %q is listed twice", field, domain)
+		}
+		normalized = append(normalized, name)
+	}
+	return normalized, nil
+}
