@@ -205,28 +205,22 @@ func (t *processTree) reapOrphans() {
 }
 
 // strayChildren lists the webhook's children, zombies included, that are
-// not programs os/exec started. It reads each thread's children file, which
-// is cheap but, while other children exit, may miss one; a later run's end
+// not programs os/exec started. An orphan is re-parented to the subreaper's
+// first live thread, its main thread, whose children file is cheap to read;
+// the file may miss a child while others exit, and a later run's end then
 // finds it. Without that file (a kernel built without CONFIG_PROC_CHILDREN)
-// it reads all of /proc.
+// all of /proc is read.
 func (t *processTree) strayChildren() []int {
 	self := os.Getpid()
 	var pids []int
-	threads, err := os.ReadDir("/proc/self/task")
-	for _, thread := range threads {
-		list, readErr := os.ReadFile("/proc/self/task/" + thread.Name() + "/children")
-		if readErr != nil {
-			err = readErr
-			break
-		}
+	list, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", self, self))
+	if err == nil {
 		for _, field := range strings.Fields(string(list)) {
-			if pid, convErr := strconv.Atoi(field); convErr == nil {
+			if pid, err := strconv.Atoi(field); err == nil {
 				pids = append(pids, pid)
 			}
 		}
-	}
-	if err != nil {
-		pids = pids[:0]
+	} else {
 		for _, p := range processesBelow(self) {
 			if p.ppid == self {
 				pids = append(pids, p.pid)
