@@ -4,7 +4,7 @@
 set -euo pipefail
 missing=()
 for tool in named:bind9 nsupdate:bind9-dnsutils dig:bind9-dnsutils openssl:openssl jq:jq curl:curl \
-	pdns_server:pdns-server sqlite3:sqlite3; do
+	pdns_server:pdns-server sqlite3:sqlite3 buildah:buildah mmdebstrap:mmdebstrap podman:podman runc:runc; do
 	cmd=${tool%%:*} pkg=${tool##*:}
 	if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! -x /usr/sbin/$cmd ]]; then
 		missing+=("$pkg")
