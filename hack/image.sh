@@ -37,8 +37,12 @@ fi
 # The base: the same packages and dpkg excludes as the Dockerfile's
 # base-from-apt stage, from bookworm with its updates and security fixes.
 packages=$(sed -e '/^#/d' hack/image/packages | paste -sd, -)
+# Merged /usr set up as debootstrap does for debian:bookworm-slim, so apt
+# satisfies init-system-helpers' "usrmerge | usr-is-merged" with the latter
+# rather than usrmerge, which pulls in perl (45 MB).
 mmdebstrap_args=(
 	--variant=apt --include="$packages" --dpkgopt=hack/image/dpkg-excludes
+	--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
 	--customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*'
 	bookworm
 )
