@@ -12,8 +12,10 @@
 # the host with the same flags, and BASE_STAGE, the same packages installed by
 # mmdebstrap with the same dpkg excludes. The stages after them are shared, so
 # the user, the files and the entrypoint are what CI builds and tests.
-# (A stage chosen by an ARG is how Dockerfiles select stages; BuildKit skips
-# the stages the final one does not use.)
+# A stage chosen by an ARG is how a Dockerfile selects stages: Docker resolves
+# the default (a stage name) and BuildKit skips the stages the final one does
+# not use. buildah 1.28 skips them too but cannot resolve a stage name from an
+# ARG, so with buildah both BINARY_STAGE and BASE_STAGE must name images.
 ARG GO_IMAGE=golang:1.26-bookworm
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 ARG BINARY_STAGE=binary-from-source

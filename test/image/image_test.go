@@ -142,7 +142,7 @@ func TestImageContents(t *testing.T) {
 		"openssl":         {command: "openssl version", want: "OpenSSL 3.0."},
 		"CA certificates": {command: "[ $(grep -c 'BEGIN CERTIFICATE' /etc/ssl/certs/ca-certificates.crt) -gt 100 ] && echo bundle", want: "bundle\n"},
 		"examples":        {command: "ls " + examplesDir, want: examples.String()},
-		"no manuals":      {command: "ls /usr/share/man /usr/share/doc/curl", want: "/usr/share/doc/curl:\ncopyright\n"},
+		"trimmed":         {command: "find /usr/share/man /usr/share/doc /usr/share/locale -type f ! -name copyright | head -n3; echo end", want: "end\n"},
 	}
 	names := make([]string, 0, len(probes))
 	for name := range probes {
