@@ -38,7 +38,7 @@ image:
 # The image test loads the tarball that hack/image.sh prints last.
 .PHONY: test-image
 test-image:
-	@hack/require-tools.sh
+	@hack/require-tools.sh image
 	@archive=$$(hack/image.sh | tail -n1); \
 	IMAGE_ARCHIVE="$$archive" $(GO) test -count=1 -tags image -timeout 10m ./test/image/...
 
