@@ -21,7 +21,7 @@ archive=${IMAGE_ARCHIVE:-$repo/bin/cert-manager-webhook-exec-image.tar}
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/cert-manager-webhook-exec/image
 start=$SECONDS
 
-say() { echo "[image] $*" >&2; }
+say() { echo "[image] $((SECONDS - start))s: $*" >&2; }
 
 for tool in buildah mmdebstrap; do
 	if ! command -v "$tool" >/dev/null; then
@@ -59,10 +59,10 @@ if [[ ! -s $base_tar || ${REFRESH_BASE:-} == 1 ]]; then
 	partial=$cache/partial-$key.tar
 	rm -rf "$partial"
 	mmdebstrap --format=tar "${mmdebstrap_args[@]}" "$partial" "${sources[@]}" 2>&1 |
-		while IFS= read -r line; do say "mmdebstrap $((SECONDS - start))s: $line"; done
+		while IFS= read -r line; do say "mmdebstrap: $line"; done
 	mv "$partial" "$base_tar"
 	find "$cache" -maxdepth 1 -name 'debian-bookworm-*.tar' ! -path "$base_tar" -delete
-	say "base made in $((SECONDS - start))s: $(du -h "$base_tar" | cut -f1)"
+	say "base made: $(du -h "$base_tar" | cut -f1)"
 else
 	say "base cached: $base_tar"
 fi
@@ -109,5 +109,5 @@ mkdir -p "$(dirname "$archive")"
 rm -f "$archive.partial"
 "${buildah[@]}" push --quiet "$image" "docker-archive:$archive.partial:$image" >/dev/null
 mv "$archive.partial" "$archive"
-say "$image built in $((SECONDS - start))s: $(du -h "$archive" | cut -f1) (uncompressed layers)"
+say "$image built: $(du -h "$archive" | cut -f1) (uncompressed layers)"
 echo "$archive"
