@@ -12,6 +12,8 @@
 #   make fuzz          fuzz the config parsers and request validation briefly (FUZZTIME=20000x each)
 #   make deploy-manifests  regenerate deploy/ and the chart's golden renders from the chart
 #   make build         the webhook binary in bin/
+#   make image         the container image from the Dockerfile, without Docker (buildah); prints its tarball's path last
+#   make test-image    build the image and run it with podman: check against BIND, its tools, UID 65532
 
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
@@ -29,6 +31,17 @@ help:
 .PHONY: build
 build:
 	$(GO) build -o $(BIN)/cert-manager-webhook-exec .
+
+.PHONY: image
+image:
+	@hack/image.sh
+
+# The image test loads the tarball that hack/image.sh prints last.
+.PHONY: test-image
+test-image:
+	@hack/require-tools.sh image
+	@archive=$$(hack/image.sh | tail -n1); \
+	IMAGE_ARCHIVE="$$archive" $(GO) test -count=1 -tags image -timeout 10m ./test/image/...
 
 .PHONY: test-assets
 test-assets:
@@ -68,6 +81,7 @@ tools:
 .PHONY: test
 test: tools
 	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-image
 	@echo "running the integration and end-to-end suites side by side (output follows as each ends)"
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-integration test-e2e
 

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Checks that the system packages the tests run are installed, and says how
 # to install them. .ci/run installs them on a fresh machine.
+#   hack/require-tools.sh          the test bed's servers and tools
+#   hack/require-tools.sh image    those, and what builds and runs the image
 set -euo pipefail
+tools=(named:bind9 nsupdate:bind9-dnsutils dig:bind9-dnsutils openssl:openssl jq:jq curl:curl
+	pdns_server:pdns-server sqlite3:sqlite3)
+if [[ ${1:-} == image ]]; then
+	tools+=(buildah:buildah mmdebstrap:mmdebstrap podman:podman runc:runc)
+fi
 missing=()
-for tool in named:bind9 nsupdate:bind9-dnsutils dig:bind9-dnsutils openssl:openssl jq:jq curl:curl \
-	pdns_server:pdns-server sqlite3:sqlite3; do
+for tool in "${tools[@]}"; do
 	cmd=${tool%%:*} pkg=${tool##*:}
 	if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! -x /usr/sbin/$cmd ]]; then
 		missing+=("$pkg")
