@@ -250,11 +250,8 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 	if err := validateRequest(req); err != nil {
 		return err
 	}
-	p, ic, err := st.cfg.AdmitIssuer(issuerConfigOf(req), req.ResourceNamespace)
+	p, ic, err := authorize(st.cfg, req)
 	if err != nil {
-		return err
-	}
-	if err := p.authorizeDomain(req.DNSName); err != nil {
 		return err
 	}
 	log = log.WithValues("program", p.Name)
@@ -273,17 +270,9 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 	if err != nil {
 		return err
 	}
-	ch := challengeArgs{FQDN: fqdn, Value: req.Key, Domain: rawDomain(req.DNSName)}
-	if p.Mode == ModeRaw {
-		finder, err := st.cluster.challengeFinder()
-		if err != nil {
-			return fmt.Errorf("RAW mode: %w", err)
-		}
-		creds, err := finder.find(ctx, req.DNSName, req.Key, req.ResourceNamespace)
-		if err != nil {
-			return err
-		}
-		ch.Token, ch.KeyAuth = creds.Token, creds.KeyAuth
+	ch, err := challengeArgsFor(ctx, st.cluster, p, req, fqdn)
+	if err != nil {
+		return err
 	}
 	env := buildEnvironment(p, runContext{
 		Action:            action,
@@ -315,6 +304,39 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 	now := time.Now()
 	s.presented.add(presentedKey, now, settings.Timeout)
 	return s.awaitPropagation(ctx, settings, p, fqdn, req.Key, presentedKey, now, log)
+}
+
+// authorize finds the program the request's Issuer chose and checks that its
+// policy admits the request: the Issuer's config and namespace, and the name
+// being validated. Nothing is read or run before it.
+func authorize(cfg *Config, req *whapi.ChallengeRequest) (*Program, IssuerConfig, error) {
+	p, ic, err := cfg.AdmitIssuer(issuerConfigOf(req), req.ResourceNamespace)
+	if err != nil {
+		return nil, ic, err
+	}
+	if err := p.authorizeDomain(req.DNSName); err != nil {
+		return nil, ic, err
+	}
+	return p, ic, nil
+}
+
+// challengeArgsFor gathers what the program's argv is built from; in RAW mode
+// that includes the token and key authorization recovered from the Challenge.
+func challengeArgsFor(ctx context.Context, c *cluster, p *Program, req *whapi.ChallengeRequest, fqdn string) (challengeArgs, error) {
+	ch := challengeArgs{FQDN: fqdn, Value: req.Key, Domain: rawDomain(req.DNSName)}
+	if p.Mode != ModeRaw {
+		return ch, nil
+	}
+	finder, err := c.challengeFinder()
+	if err != nil {
+		return ch, fmt.Errorf("RAW mode: %w", err)
+	}
+	creds, err := finder.find(ctx, req.DNSName, req.Key, req.ResourceNamespace)
+	if err != nil {
+		return ch, err
+	}
+	ch.Token, ch.KeyAuth = creds.Token, creds.KeyAuth
+	return ch, nil
 }
 
 func (s *Solver) awaitPropagation(ctx context.Context, settings propagationSettings, p *Program, fqdn, value, key string, presentedAt time.Time, log logr.Logger) error {
