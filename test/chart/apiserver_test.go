@@ -69,6 +69,10 @@ func TestInstallOnAPIServer(t *testing.T) {
 			allowed: append([]string{"get secrets -n team-b", "get secrets -n cert-manager"}, raw...),
 			denied:  []string{"create challenges.acme.cert-manager.io -n team-a", "update issuers.cert-manager.io -n team-a"},
 		},
+		"host-network.yaml": {
+			allowed: []string{"get secrets -n cert-manager"},
+			denied:  append([]string{"get secrets -n team-a"}, noRaw...),
+		},
 		"existing-configmap.yaml": {
 			denied: append([]string{"get secrets -n cert-manager", "get secrets -n team-a"}, noRaw...),
 		},

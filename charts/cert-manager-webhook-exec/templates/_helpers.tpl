@@ -136,3 +136,14 @@ name or key missing or empty), the order in which the webhook reports them. */ -
   '').filter(m, m != '')
 {{- end }}
 {{- end }}
+
+{{/* The Pod's dnsPolicy: the value given, else ClusterFirstWithHostNet with
+hostNetwork (so that programs still resolve cluster names); empty otherwise
+(Kubernetes's ClusterFirst). */}}
+{{- define "webhook-exec.dnsPolicy" -}}
+{{- if .Values.dnsPolicy }}
+{{- .Values.dnsPolicy }}
+{{- else if .Values.hostNetwork }}
+{{- "ClusterFirstWithHostNet" }}
+{{- end }}
+{{- end }}
