@@ -310,9 +310,6 @@ func describeJSONError(err error) error {
 		if i := strings.LastIndex(field, "."); i >= 0 {
 			field = field[i+1:]
 		}
-		if field == "" {
-			return &typeMismatchError{want: jsonKind(typeErr.Type.Kind().String()), got: withArticle(typeErr.Value), cause: err}
-		}
 		return &typeMismatchError{field: field, want: jsonKind(typeErr.Type.Kind().String()), got: withArticle(typeErr.Value), cause: err}
 	case errors.As(err, &syntaxErr):
 		return fmt.Errorf("not valid JSON at byte %d: %w", syntaxErr.Offset, err)

@@ -263,6 +263,9 @@ func newRedactor(secrets []string) redactor {
 
 // redact replaces each stretch of s that secret values cover with [REDACTED].
 func (r redactor) redact(s string) string {
+	if len(r.values) == 0 {
+		return s
+	}
 	out, _ := r.redactPrefix(s, len(s))
 	return out
 }

@@ -63,35 +63,29 @@ func ParseIssuerConfig(raw []byte) (IssuerConfig, error) {
 	return cfg, nil
 }
 
-// describeIssuerKeyError says, for a key an Issuer may not write, what it may
-// write at that place instead; the *KeyError stays the cause.
+// describeIssuerKeyError says, for a key an Issuer may not write, where it
+// is and, for an unknown key, what may be written there instead; the
+// *KeyError stays the cause.
 func describeIssuerKeyError(err error) error {
 	var keyErr *KeyError
 	if !errors.As(err, &keyErr) {
 		return err
 	}
-	what := fmt.Sprintf("unknown key %q", keyErr.Key)
-	if keyErr.Duplicate {
-		what = fmt.Sprintf("key %q appears twice", keyErr.Key)
-	}
-	var msg string
-	switch path := keyErr.Path; {
-	case len(path) == 0 && keyErr.Duplicate:
-		msg = what
-	case len(path) == 0:
-		msg = what + `; an Issuer may set only "program" and "env", spelled exactly`
-	case len(path) == 2 && keyErr.Duplicate:
-		msg = fmt.Sprintf("env %s: %s", path[1], what)
-	case len(path) == 2:
-		msg = fmt.Sprintf("env %s: %s; a variable is set only by secretKeyRef with name and key", path[1], what)
-	case len(path) == 3 && keyErr.Duplicate:
-		msg = fmt.Sprintf("env %s: secretKeyRef: %s", path[1], what)
-	case len(path) == 3:
-		msg = fmt.Sprintf(`env %s: secretKeyRef: %s; secretKeyRef has only "name" and "key"`, path[1], what)
+	var where, allowed string
+	switch path := keyErr.Path; len(path) {
+	case 0:
+		allowed = `an Issuer may set only "program" and "env", spelled exactly`
+	case 2:
+		where, allowed = fmt.Sprintf("env %s: ", path[1]), "a variable is set only by secretKeyRef with name and key"
+	case 3:
+		where, allowed = fmt.Sprintf("env %s: secretKeyRef: ", path[1]), `secretKeyRef has only "name" and "key"`
 	default:
 		return err
 	}
-	return &explainedError{msg: msg, cause: err}
+	if keyErr.Duplicate {
+		return &explainedError{msg: fmt.Sprintf("%skey %q appears twice", where, keyErr.Key), cause: err}
+	}
+	return &explainedError{msg: fmt.Sprintf("%sunknown key %q; %s", where, keyErr.Key, allowed), cause: err}
 }
 
 // selectProgram finds the program an Issuer chose and checks that every
