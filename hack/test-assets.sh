@@ -8,6 +8,7 @@
 #   hack/test-assets.sh pebble       prints the directory holding pebble and pebble-challtestsrv
 #   hack/test-assets.sh golangci-lint
 #   hack/test-assets.sh cmcontroller  prints the path of cert-manager's controllers (test infrastructure)
+#   hack/test-assets.sh node         kubelet, kube-proxy, kube-controller-manager, kube-scheduler; prints their directory
 #
 # No prebuilt binary is downloaded: everything is compiled here. A cold build of
 # kube-apiserver takes ~8 minutes on 2 cores; progress goes to stderr, the
@@ -119,13 +120,21 @@ cmcontroller)
 	build "$out" "$here/tools/cmcontroller" . "~6 min" "-s -w"
 	echo "$out"
 	;;
+node)
+	kdir=$cache/kubernetes-$KUBE_VERSION
+	build "$kdir/kube-scheduler" "$here/tools/kube" k8s.io/kubernetes/cmd/kube-scheduler "~1 min" "$kube_ldflags"
+	build "$kdir/kube-proxy" "$here/tools/kube" k8s.io/kubernetes/cmd/kube-proxy "~1 min" "$kube_ldflags"
+	build "$kdir/kube-controller-manager" "$here/tools/kube" k8s.io/kubernetes/cmd/kube-controller-manager "~3 min" "$kube_ldflags"
+	build "$kdir/kubelet" "$here/tools/kube" k8s.io/kubernetes/cmd/kubelet "~5 min" "$kube_ldflags"
+	echo "$kdir"
+	;;
 golangci-lint)
 	dir=$(install_tool golangci-lint "$GOLANGCI_LINT_VERSION" "" \
 		"github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION")
 	echo "$dir/golangci-lint"
 	;;
 *)
-	log "unknown asset $1 (want: control-plane, helm, pebble, golangci-lint, cmcontroller)"
+	log "unknown asset $1 (want: control-plane, node, helm, pebble, golangci-lint, cmcontroller)"
 	exit 2
 	;;
 esac
