@@ -14,6 +14,8 @@
 #   make build         the webhook binary in bin/
 #   make image         the container image from the Dockerfile, without Docker (buildah); prints its tarball's path last
 #   make test-image    build the image and run it with podman: check against BIND, its tools, UID 65532
+#   make e2e-node      helm install the image on a real Kubernetes node (in a network namespace of its own)
+#                      with cert-manager as Pods; certificates through the webhook Pod
 
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
@@ -42,6 +44,22 @@ test-image:
 	@hack/require-tools.sh image
 	@archive=$$(hack/image.sh | tail -n1); \
 	IMAGE_ARCHIVE="$$archive" $(GO) test -count=1 -tags image -timeout 10m ./test/image/...
+
+# The node test runs in a network namespace of its own (unshare --net): no
+# packet and no iptables rule of the node reaches the machine's network. It is
+# compiled outside it, where the module proxy is reachable.
+.PHONY: e2e-node
+e2e-node:
+	@hack/require-tools.sh node
+	@hack/test-assets.sh node >/dev/null
+	@hack/test-assets.sh helm >/dev/null
+	@hack/test-assets.sh pebble >/dev/null
+	@archive=$$(hack/image.sh | tail -n1); \
+	images=$$(hack/node-images.sh); \
+	eval "$$(hack/test-assets.sh)"; \
+	$(GO) test -c -tags node -o $(BIN)/node.test ./test/node/; \
+	cd test/node && WEBHOOK_IMAGE="webhook=$$archive localhost/cert-manager-webhook-exec:dev" NODE_IMAGES="$$images" \
+		unshare --net -- ../../$(BIN)/node.test -test.v -test.count=1 -test.timeout 30m $(NODE_TEST_FLAGS)
 
 .PHONY: test-assets
 test-assets:

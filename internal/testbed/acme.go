@@ -22,10 +22,17 @@ type Pebble struct {
 // challenges against dnsServer.
 func StartPebble(t TB, binDir, dnsServer, logDir string) *Pebble {
 	t.Helper()
+	return StartPebbleOn(t, binDir, dnsServer, logDir, "127.0.0.1", "localhost")
+}
+
+// StartPebbleOn is StartPebble listening on listenHost, with a directory URL
+// at urlHost, a name its certificate holds (localhost or pebble).
+func StartPebbleOn(t TB, binDir, dnsServer, logDir, listenHost, urlHost string) *Pebble {
+	t.Helper()
 	certs := filepath.Join(moduleDir(t, "github.com/letsencrypt/pebble/v2@v2.10.3"), "test", "certs")
 	port, mgmt := freePort(t), freePort(t)
 	cfg, _ := json.Marshal(map[string]any{"pebble": map[string]any{
-		"listenAddress":                  net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		"listenAddress":                  net.JoinHostPort(listenHost, strconv.Itoa(port)),
 		"managementListenAddress":        net.JoinHostPort("127.0.0.1", strconv.Itoa(mgmt)),
 		"certificate":                    filepath.Join(certs, "localhost", "cert.pem"),
 		"privateKey":                     filepath.Join(certs, "localhost", "key.pem"),
@@ -35,12 +42,12 @@ func StartPebble(t TB, binDir, dnsServer, logDir string) *Pebble {
 		"externalAccountBindingRequired": false,
 	}})
 	cfgPath := WriteFile(t, t.TempDir(), "pebble.json", cfg)
-	p := &Pebble{DirectoryURL: "https://localhost:" + strconv.Itoa(port) + "/dir"}
+	p := &Pebble{DirectoryURL: "https://" + net.JoinHostPort(urlHost, strconv.Itoa(port)) + "/dir"}
 	p.CABundle = readFile(t, filepath.Join(certs, "pebble.minica.pem"))
 	p.Process = StartProcess(t, logDir, "pebble",
 		[]string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"},
 		filepath.Join(binDir, "pebble"), "-config", cfgPath, "-dnsserver", dnsServer)
-	waitListening(t, p.Process, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	waitListening(t, p.Process, net.JoinHostPort(listenHost, strconv.Itoa(port)))
 	return p
 }
 

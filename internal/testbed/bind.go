@@ -44,6 +44,12 @@ type BIND struct {
 // and stops it when the test ends.
 func StartBIND(t TB, zone string) *BIND {
 	t.Helper()
+	return StartBINDOn(t, zone, "127.0.0.1")
+}
+
+// StartBINDOn is StartBIND listening on host, an address of this machine.
+func StartBINDOn(t TB, zone, host string) *BIND {
+	t.Helper()
 	named, err := exec.LookPath("named")
 	if err != nil {
 		if _, statErr := os.Stat("/usr/sbin/named"); statErr != nil {
@@ -59,7 +65,7 @@ func StartBIND(t TB, zone string) *BIND {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	b := &BIND{
-		Host:         "127.0.0.1",
+		Host:         host,
 		Zone:         dns.Fqdn(zone),
 		KeyName:      "webhook-test-key",
 		KeyAlgorithm: "hmac-sha256",
@@ -93,7 +99,7 @@ ns1	IN A 127.0.0.1
 	pid-file none;
 	session-keyfile "%[1]s/session.key";
 	managed-keys-directory "%[1]s";
-	listen-on port %[2]d { 127.0.0.1; };
+	listen-on port %[2]d { %[8]s; };
 	listen-on-v6 { none; };
 	recursion no;
 	allow-query { any; };
@@ -107,7 +113,7 @@ zone "%[6]s" {
 	file "%[7]s";
 	update-policy { grant %[3]s zonesub TXT; };
 };
-`, b.dir, b.Port, b.KeyName, b.KeyAlgorithm, b.KeySecret, zoneName, zoneFile)
+`, b.dir, b.Port, b.KeyName, b.KeyAlgorithm, b.KeySecret, zoneName, zoneFile, b.Host)
 	confFile := filepath.Join(b.dir, "named.conf")
 	if err := os.WriteFile(zoneFile, []byte(zoneData), 0o644); err != nil {
 		return err

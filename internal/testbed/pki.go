@@ -52,24 +52,25 @@ func NewCA(t TB, cn string) *CA {
 // and ips, or as a client certificate when dnsNames and ips are empty.
 func (ca *CA) Issue(t TB, cn string, dnsNames []string, ips []net.IP) (certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
 	usage := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	if len(dnsNames)+len(ips) > 0 {
 		usage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  usage,
-		DNSNames:     dnsNames,
-		IPAddresses:  ips,
+	return ca.IssueTemplate(t, &x509.Certificate{Subject: pkix.Name{CommonName: cn}, ExtKeyUsage: usage, DNSNames: dnsNames, IPAddresses: ips})
+}
+
+// IssueTemplate returns a PEM certificate and key with tmpl's subject, names
+// and extended key usages, valid for a day.
+func (ca *CA) IssueTemplate(t TB, tmpl *x509.Certificate) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("%v", err)
 	}
+	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
+	tmpl.NotBefore = time.Now().Add(-time.Hour)
+	tmpl.NotAfter = time.Now().Add(24 * time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatalf("%v", err)

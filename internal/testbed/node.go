@@ -1,0 +1,750 @@
+package testbed
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	cmclient "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Node is a single-node Kubernetes cluster: etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler, containerd (Debian's, with runc
+// and the CNI plugins), kubelet and kube-proxy, all in the network namespace
+// of the test process (see NodeOptions), so that no packet and no iptables
+// rule reaches the machine's own network.
+type Node struct {
+	// IP is the node's address; pods reach host processes of the test on it.
+	IP string
+	// Dir holds every file of the node; it is removed at the end.
+	Dir string
+	// Kubeconfig is an admin kubeconfig (system:masters).
+	Kubeconfig string
+	Config     *rest.Config
+	Kube       kubernetes.Interface
+	CM         cmclient.Interface
+	Dynamic    dynamic.Interface
+
+	auditLog  string
+	bin       string
+	kubectl   string
+	sock      string
+	cgroup    string
+	logDir    string
+	procs     map[string]*Process
+	hostPaths []string
+}
+
+// NodeOptions configure StartNode.
+type NodeOptions struct {
+	// RepoRoot locates hack/test-assets.sh.
+	RepoRoot string
+	// LogDir receives every component's log.
+	LogDir string
+	// Images are docker-archive tarballs imported into containerd; pods use
+	// them with imagePullPolicy Never (nothing can be pulled here).
+	Images []string
+	// PauseImage is the sandbox image, one of Images.
+	PauseImage string
+	// Step reports progress.
+	Step func(format string, args ...any)
+}
+
+const (
+	nodeName     = "exec-node"
+	nodeIP       = "10.88.0.10"
+	nodeGateway  = "10.88.0.1"
+	podSubnet    = "10.244.0.0/24"
+	serviceRange = "10.96.0.0/16"
+	kubeService  = "10.96.0.1"
+)
+
+// hostPathsOutsideDir are hard-coded by kubelet and containerd 1.6; they are
+// removed at the end when the node created them.
+var hostPathsOutsideDir = []string{"/var/log/containers", "/var/lib/kubelet", "/var/lib/cni", "/run/containerd"}
+
+// inFreshNetwork reports whether this process runs in a network namespace
+// of its own that has nothing but a loopback device, as `make e2e-node`
+// starts it (unshare --net).
+func inFreshNetwork() (bool, error) {
+	interfaces, err := net.Interfaces()
+	if err != nil {
+		return false, err
+	}
+	return len(interfaces) == 1 && interfaces[0].Flags&net.FlagLoopback != 0, nil
+}
+
+// StartNode brings a node to Ready and tears it down when t ends: every
+// process it started is stopped by PID, every container killed, every mount
+// under its directory unmounted and its cgroups removed.
+func StartNode(t TB, opts NodeOptions) *Node {
+	t.Helper()
+	fresh, err := inFreshNetwork()
+	if err != nil {
+		t.Fatalf("listing network interfaces: %v", err)
+	}
+	if !fresh {
+		t.Fatalf("the node runs in a new network namespace with only a loopback device, so that nothing reaches this machine's network: run it with `make e2e-node` (unshare --net)")
+	}
+	step := opts.Step
+	if step == nil {
+		step = t.Logf
+	}
+	n := &Node{
+		IP:     nodeIP,
+		Dir:    filepath.Join(os.TempDir(), "cert-manager-webhook-exec-node"),
+		bin:    Asset(t, opts.RepoRoot, "node"),
+		cgroup: nodeName,
+		logDir: opts.LogDir,
+		procs:  map[string]*Process{},
+	}
+	n.auditLog = filepath.Join(opts.LogDir, "kube-apiserver-audit.log")
+	n.kubectl = filepath.Join(n.bin, "kubectl")
+	n.sock = filepath.Join(n.Dir, "containerd", "containerd.sock")
+	// A run killed by its timeout leaves containers and mounts behind; the
+	// next run removes them before it starts.
+	n.teardown(t)
+	for _, p := range hostPathsOutsideDir {
+		if _, err := os.Stat(p); os.IsNotExist(err) {
+			n.hostPaths = append(n.hostPaths, p)
+		}
+	}
+	t.Cleanup(func() { n.teardown(t) })
+	for _, d := range []string{"etc", "pki", "cni/net.d", "cni/ipam", "containerd", "kubelet", "pod-logs", "etcd"} {
+		if err := os.MkdirAll(filepath.Join(n.Dir, d), 0o700); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+	start := time.Now()
+	timed := func(what string, fn func()) {
+		fn()
+		step("node: %s (%s)", what, time.Since(start).Round(100*time.Millisecond))
+	}
+	timed("network and cgroups", func() { n.setUpNetwork(t); n.makeCgroups(t) })
+	n.writePKI(t)
+	n.writeConfigs(t, opts.PauseImage)
+	timed("etcd", func() { n.startEtcd(t) })
+	timed("containerd with "+strconv.Itoa(len(opts.Images))+" images", func() { n.startContainerd(t, opts.Images) })
+	timed("kube-apiserver", func() { n.startAPIServer(t) })
+	timed("node Ready", func() { n.startAgents(t) })
+	return n
+}
+
+func (n *Node) path(parts ...string) string {
+	return filepath.Join(append([]string{n.Dir}, parts...)...)
+}
+
+func (n *Node) run(t TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// setUpNetwork gives the namespace a node address on a veth pair whose two
+// ends stay inside it (this kernel has no dummy device) and a default route
+// to a gateway that does not exist, so kubelet and kube-proxy find a primary
+// interface and every other destination is unreachable.
+func (n *Node) setUpNetwork(t TB) {
+	t.Helper()
+	for _, args := range [][]string{
+		{"link", "set", "lo", "up"},
+		{"link", "add", "node0", "type", "veth", "peer", "name", "node0-peer"},
+		{"addr", "add", nodeIP + "/24", "dev", "node0"},
+		{"link", "set", "node0", "up"},
+		{"link", "set", "node0-peer", "up"},
+		{"route", "add", "default", "via", nodeGateway, "dev", "node0"},
+	} {
+		n.run(t, "ip", args...)
+	}
+	n.run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.bridge.bridge-nf-call-iptables=1", "net.bridge.bridge-nf-call-ip6tables=1")
+}
+
+// makeCgroups creates kubelet's cgroupRoot in every cgroup v1 hierarchy, as
+// kubelet requires it to exist.
+func (n *Node) makeCgroups(t TB) {
+	t.Helper()
+	for _, dir := range n.cgroupDirs() {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+	for _, file := range []string{"cpuset.cpus", "cpuset.mems"} {
+		data := readFile(t, filepath.Join("/sys/fs/cgroup/cpuset", file))
+		if err := os.WriteFile(filepath.Join("/sys/fs/cgroup/cpuset", n.cgroup, file), data, 0o644); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+}
+
+func (n *Node) cgroupDirs() []string {
+	hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*")
+	var dirs []string
+	for _, h := range hierarchies {
+		if info, err := os.Lstat(h); err == nil && info.IsDir() {
+			dirs = append(dirs, filepath.Join(h, n.cgroup))
+		}
+	}
+	return dirs
+}
+
+// writePKI writes the cluster's CAs, serving and client certificates, the
+// service account key and a kubeconfig per client.
+func (n *Node) writePKI(t TB) {
+	t.Helper()
+	ca := NewCA(t, "exec-node-ca")
+	frontProxy := NewCA(t, "exec-node-front-proxy-ca")
+	dir := n.path("pki")
+	WriteFile(t, dir, "ca.crt", ca.CertPEM)
+	WriteFile(t, dir, "ca.key", pemKey(t, ca.key))
+	WriteFile(t, dir, "front-proxy-ca.crt", frontProxy.CertPEM)
+	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	WriteFile(t, dir, "sa.key", pemKey(t, saKey))
+	pub, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	WriteFile(t, dir, "sa.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
+	issue := func(ca *CA, name, cn string, orgs []string, dnsNames []string, ips []net.IP, usage ...x509.ExtKeyUsage) {
+		cert, key := ca.IssueTemplate(t, &x509.Certificate{
+			Subject: pkix.Name{CommonName: cn, Organization: orgs}, DNSNames: dnsNames, IPAddresses: ips, ExtKeyUsage: usage,
+		})
+		WriteFile(t, dir, name+".crt", cert)
+		WriteFile(t, dir, name+".key", key)
+	}
+	client, server := x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth
+	issue(ca, "apiserver", "kube-apiserver", nil,
+		[]string{"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "localhost"},
+		[]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(nodeIP), net.ParseIP(kubeService)}, server)
+	issue(ca, "kubelet-serving", "system:node:"+nodeName, []string{"system:nodes"}, []string{nodeName}, []net.IP{net.ParseIP(nodeIP)}, server)
+	issue(ca, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}, nil, nil, client)
+	issue(frontProxy, "front-proxy-client", "front-proxy-client", nil, nil, nil, client)
+	for name, user := range map[string][2]string{
+		"admin":                   {"exec-node-admin", "system:masters"},
+		"kube-controller-manager": {"system:kube-controller-manager", ""},
+		"kube-scheduler":          {"system:kube-scheduler", ""},
+		"kube-proxy":              {"system:kube-proxy", ""},
+		"kubelet":                 {"system:node:" + nodeName, "system:nodes"},
+	} {
+		var orgs []string
+		if user[1] != "" {
+			orgs = []string{user[1]}
+		}
+		issue(ca, name, user[0], orgs, nil, nil, client)
+		n.writeKubeconfig(t, name, ca)
+	}
+	n.Kubeconfig = n.path("kubeconfig", "admin.conf")
+}
+
+func pemKey(t TB, key *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+func (n *Node) writeKubeconfig(t TB, name string, ca *CA) {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["node"] = &clientcmdapi.Cluster{Server: "https://" + nodeIP + ":6443", CertificateAuthorityData: ca.CertPEM}
+	kc.AuthInfos["node"] = &clientcmdapi.AuthInfo{ClientCertificate: n.path("pki", name+".crt"), ClientKey: n.path("pki", name+".key")}
+	kc.Contexts["node"] = &clientcmdapi.Context{Cluster: "node", AuthInfo: "node"}
+	kc.CurrentContext = "node"
+	if err := os.MkdirAll(n.path("kubeconfig"), 0o700); err != nil {
+		t.Fatalf("%v", err)
+	}
+	if err := clientcmd.WriteToFile(*kc, n.path("kubeconfig", name+".conf")); err != nil {
+		t.Fatalf("%v", err)
+	}
+}
+
+// writeConfigs writes containerd's, the CNI's, kubelet's and kube-proxy's
+// configuration. Each setting that departs from upstream's default answers a
+// limit of this machine kind (see docs/testing.md).
+func (n *Node) writeConfigs(t TB, pauseImage string) {
+	t.Helper()
+	vars := map[string]string{"DIR": n.Dir, "NODE_IP": nodeIP, "NODE_NAME": nodeName, "POD_SUBNET": podSubnet, "PAUSE": pauseImage, "CGROUP": n.cgroup}
+	for name, text := range map[string]string{
+		"etc/containerd.toml":             containerdConfig,
+		"cni/net.d/10-exec-node.conflist": cniConfig,
+		"etc/kubelet.yaml":                kubeletConfig,
+		"etc/kube-proxy.yaml":             kubeProxyConfig,
+		"etc/audit-policy.yaml":           nodeAuditPolicy,
+		"etc/resolv.conf":                 "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n",
+	} {
+		WriteFile(t, n.Dir, name, []byte(Expand(t, text, vars)))
+	}
+}
+
+const containerdConfig = `version = 2
+root = "${DIR}/containerd/root"
+state = "${DIR}/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "${DIR}/containerd/containerd.sock"
+[ttrpc]
+  address = "${DIR}/containerd/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "${DIR}/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "${PAUSE}"
+  disable_apparmor = true
+  # This machine refuses negative oom_score_adj; the pause container asks for -998.
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  # containerd 2.x defaults: runc 1.1 gives a non-root container no added capability.
+  enable_unprivileged_ports = true
+  enable_unprivileged_icmp = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    discard_unpacked_layers = false
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        BinaryName = "/usr/sbin/runc"
+        Root = "${DIR}/containerd/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "${DIR}/cni/net.d"
+    max_conf_num = 1
+`
+
+const cniConfig = `{
+  "cniVersion": "1.0.0",
+  "name": "exec-node",
+  "plugins": [
+    {
+      "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+      "ipam": {"type": "host-local", "dataDir": "${DIR}/cni/ipam", "ranges": [[{"subnet": "${POD_SUBNET}"}]], "routes": [{"dst": "0.0.0.0/0"}]}
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+`
+
+const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupRoot: /${CGROUP}
+failSwapOn: false
+containerRuntimeEndpoint: unix://${DIR}/containerd/containerd.sock
+imageServiceEndpoint: unix://${DIR}/containerd/containerd.sock
+address: ${NODE_IP}
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+tlsCertFile: ${DIR}/pki/kubelet-serving.crt
+tlsPrivateKeyFile: ${DIR}/pki/kubelet-serving.key
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: ${DIR}/pki/ca.crt}
+authorization: {mode: Webhook}
+clusterDomain: cluster.local
+clusterDNS: [10.96.0.10]
+resolvConf: ${DIR}/etc/resolv.conf
+podLogsDir: ${DIR}/pod-logs
+# Imported images cannot be pulled again: never collect them, never evict.
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: "50Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+# How soon a ConfigMap update reaches a volume.
+syncFrequency: 10s
+fileCheckFrequency: 10s
+maxPods: 50
+serializeImagePulls: false
+`
+
+// nodeAuditPolicy records every request of the service accounts in
+// cert-manager's namespace, where the webhook and cert-manager run.
+const nodeAuditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  userGroups: ["system:serviceaccounts:cert-manager"]
+- level: None
+`
+
+const kubeProxyConfig = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: ${DIR}/kubeconfig/kube-proxy.conf}
+mode: iptables
+hostnameOverride: ${NODE_NAME}
+clusterCIDR: 10.244.0.0/16
+bindAddress: 0.0.0.0
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: [primary]
+# The global conntrack sysctls are read-only outside the initial namespace.
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+`
+
+// start runs a component and records its PID, so that a later run can stop
+// it if this one is killed.
+func (n *Node) start(t TB, name, bin string, args ...string) *Process {
+	t.Helper()
+	p := StartProcess(t, n.logDir, name, nil, bin, args...)
+	WriteFile(t, n.Dir, name+".pid", []byte(strconv.Itoa(p.cmd.Process.Pid)))
+	n.procs[name] = p
+	return p
+}
+
+func (n *Node) startEtcd(t TB) {
+	t.Helper()
+	p := n.start(t, "etcd", os.Getenv("TEST_ASSET_ETCD"),
+		"--name=exec-node", "--data-dir="+n.path("etcd"), "--unsafe-no-fsync",
+		"--listen-client-urls=http://127.0.0.1:2379", "--advertise-client-urls=http://127.0.0.1:2379",
+		"--listen-peer-urls=http://127.0.0.1:2380", "--initial-advertise-peer-urls=http://127.0.0.1:2380",
+		"--initial-cluster=exec-node=http://127.0.0.1:2380", "--log-level=warn")
+	waitListening(t, p, "127.0.0.1:2379")
+}
+
+func (n *Node) startContainerd(t TB, images []string) {
+	t.Helper()
+	p := n.start(t, "containerd", "/usr/bin/containerd", "--config", n.path("etc", "containerd.toml"))
+	n.waitFor(t, "containerd", 60*time.Second, p, func() error {
+		return exec.Command("ctr", "-a", n.sock, "version").Run()
+	})
+	for _, image := range images {
+		n.ctr(t, "images", "import", "--all-platforms", image)
+	}
+}
+
+// ctr runs containerd's client against the node's containerd, in the
+// namespace the CRI uses.
+func (n *Node) ctr(t TB, args ...string) string {
+	t.Helper()
+	return n.run(t, "ctr", append([]string{"-a", n.sock, "-n", "k8s.io"}, args...)...)
+}
+
+func (n *Node) startAPIServer(t TB) {
+	t.Helper()
+	pkiPath := func(name string) string { return n.path("pki", name) }
+	p := n.start(t, "kube-apiserver", os.Getenv("TEST_ASSET_KUBE_APISERVER"),
+		"--advertise-address="+nodeIP, "--bind-address=0.0.0.0", "--secure-port=6443",
+		"--etcd-servers=http://127.0.0.1:2379",
+		"--service-cluster-ip-range="+serviceRange,
+		"--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+		"--allow-privileged=true",
+		"--client-ca-file="+pkiPath("ca.crt"), "--tls-cert-file="+pkiPath("apiserver.crt"), "--tls-private-key-file="+pkiPath("apiserver.key"),
+		"--kubelet-client-certificate="+pkiPath("apiserver-kubelet-client.crt"), "--kubelet-client-key="+pkiPath("apiserver-kubelet-client.key"),
+		"--kubelet-certificate-authority="+pkiPath("ca.crt"), "--kubelet-preferred-address-types=InternalIP",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file="+pkiPath("sa.pub"), "--service-account-signing-key-file="+pkiPath("sa.key"),
+		"--requestheader-client-ca-file="+pkiPath("front-proxy-ca.crt"), "--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file="+pkiPath("front-proxy-client.crt"), "--proxy-client-key-file="+pkiPath("front-proxy-client.key"),
+		"--audit-policy-file="+n.path("etc", "audit-policy.yaml"), "--audit-log-path="+n.auditLog,
+	)
+	cfg, err := clientcmd.BuildConfigFromFlags("", n.Kubeconfig)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	cfg.QPS, cfg.Burst = 50, 100
+	n.Config = cfg
+	n.Kube = kubernetes.NewForConfigOrDie(cfg)
+	n.CM = cmclient.NewForConfigOrDie(cfg)
+	n.Dynamic = dynamic.NewForConfigOrDie(cfg)
+	n.waitFor(t, "kube-apiserver /readyz", 120*time.Second, p, func() error {
+		_, err := n.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background())
+		return err
+	})
+}
+
+func (n *Node) startAgents(t TB) {
+	t.Helper()
+	kubeconfig := func(name string) string { return n.path("kubeconfig", name+".conf") }
+	pkiPath := func(name string) string { return n.path("pki", name) }
+	n.start(t, "kube-controller-manager", filepath.Join(n.bin, "kube-controller-manager"),
+		"--kubeconfig="+kubeconfig("kube-controller-manager"),
+		"--authentication-kubeconfig="+kubeconfig("kube-controller-manager"),
+		"--authorization-kubeconfig="+kubeconfig("kube-controller-manager"),
+		"--bind-address=127.0.0.1", "--leader-elect=false",
+		"--cluster-signing-cert-file="+pkiPath("ca.crt"), "--cluster-signing-key-file="+pkiPath("ca.key"),
+		"--root-ca-file="+pkiPath("ca.crt"), "--service-account-private-key-file="+pkiPath("sa.key"),
+		"--use-service-account-credentials=true", "--service-cluster-ip-range="+serviceRange)
+	n.start(t, "kube-scheduler", filepath.Join(n.bin, "kube-scheduler"),
+		"--kubeconfig="+kubeconfig("kube-scheduler"),
+		"--authentication-kubeconfig="+kubeconfig("kube-scheduler"),
+		"--authorization-kubeconfig="+kubeconfig("kube-scheduler"),
+		"--bind-address=127.0.0.1", "--leader-elect=false")
+	kubelet := n.start(t, "kubelet", filepath.Join(n.bin, "kubelet"),
+		"--config="+n.path("etc", "kubelet.yaml"), "--kubeconfig="+kubeconfig("kubelet"),
+		"--root-dir="+n.path("kubelet"), "--hostname-override="+nodeName, "--node-ip="+nodeIP, "--v=1")
+	n.start(t, "kube-proxy", filepath.Join(n.bin, "kube-proxy"), "--config="+n.path("etc", "kube-proxy.yaml"))
+	n.waitFor(t, "node Ready", 180*time.Second, kubelet, func() error {
+		node, err := n.Kube.CoreV1().Nodes().Get(context.Background(), nodeName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, c := range node.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue && len(node.Spec.Taints) == 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("node %s is not Ready or still tainted", nodeName)
+	})
+	n.waitFor(t, "the default ServiceAccount", 60*time.Second, kubelet, func() error {
+		_, err := n.Kube.CoreV1().ServiceAccounts("default").Get(context.Background(), "default", metav1.GetOptions{})
+		return err
+	})
+}
+
+// waitFor polls ready until it returns nil, failing when timeout passes or
+// the process p ends first.
+func (n *Node) waitFor(t TB, what string, timeout time.Duration, p *Process, ready func() error) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		if p.Exited() {
+			t.Fatalf("%s exited while waiting for %s:\n%s", p.Name, what, tail(p.Log(), 40))
+		}
+		if err = ready(); err == nil {
+			return
+		}
+	}
+	t.Fatalf("waiting for %s: %v after %s; %s log:\n%s", what, err, timeout, p.Name, tail(p.Log(), 40))
+}
+
+func tail(text string, lines int) string {
+	all := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	return strings.Join(all[max(0, len(all)-lines):], "\n")
+}
+
+// Kubectl runs kubectl as the cluster admin and returns its output.
+func (n *Node) Kubectl(t TB, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(n.kubectl, append([]string{"--kubeconfig", n.Kubeconfig}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+// Audited is one request of a service account in cert-manager's namespace,
+// as kube-apiserver's audit log records it.
+type Audited struct {
+	Verb           string                    `json:"verb"`
+	RequestURI     string                    `json:"requestURI"`
+	User           struct{ Username string } `json:"user"`
+	ResponseStatus struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	} `json:"responseStatus"`
+}
+
+// AuditedRequests returns the requests of user recorded so far.
+func (n *Node) AuditedRequests(t TB, user string) []Audited {
+	t.Helper()
+	var out []Audited
+	for _, line := range strings.Split(string(readFile(t, n.auditLog)), "\n") {
+		if line == "" {
+			continue
+		}
+		var e Audited
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("audit log: %v", err)
+		}
+		if e.User.Username == user {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// ImportImage loads a docker-archive tarball into the node's containerd.
+func (n *Node) ImportImage(t TB, archive string) {
+	t.Helper()
+	n.ctr(t, "images", "import", "--all-platforms", archive)
+}
+
+// teardown stops what StartNode started, in the order that leaves nothing:
+// the node agents (so nothing restarts a container), every container and its
+// shim, containerd, the control plane; then the mounts under Dir, the
+// cgroups, the host paths the node created, and Dir itself. It also cleans up
+// after a run that was killed before its own teardown.
+func (n *Node) teardown(t TB) {
+	t.Helper()
+	if _, err := os.Stat(n.Dir); os.IsNotExist(err) {
+		return
+	}
+	for _, name := range []string{"kubelet", "kube-proxy"} {
+		n.stopComponent(name)
+	}
+	n.killContainers()
+	n.stopComponent("containerd")
+	for _, name := range []string{"kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"} {
+		n.stopComponent(name)
+	}
+	if err := unmountUnder(n.Dir); err != nil {
+		t.Errorf("unmounting the node's directories: %v", err)
+		return
+	}
+	// containerd 1.6 keeps its CNI results in a fixed directory; pods killed
+	// without CNI DEL leave theirs.
+	results, _ := filepath.Glob("/var/lib/cni/results/exec-node-*")
+	for _, r := range results {
+		_ = os.Remove(r)
+	}
+	sandboxes, _ := os.ReadDir(n.path("containerd", "root", "io.containerd.grpc.v1.cri", "sandboxes"))
+	for _, s := range sandboxes {
+		_ = os.Remove("/var/lib/cni/results/cni-loopback-" + s.Name() + "-lo")
+	}
+	for _, dir := range n.cgroupDirs() {
+		removeCgroupTree(t, dir)
+	}
+	for _, p := range n.hostPaths {
+		if p == "/var/lib/cni" || p == "/run/containerd" {
+			removeEmptyDirs(p)
+			continue
+		}
+		_ = os.RemoveAll(p)
+	}
+	if err := os.RemoveAll(n.Dir); err != nil {
+		t.Errorf("removing %s: %v", n.Dir, err)
+	}
+}
+
+// stopComponent stops a component this run started, or the one a killed run
+// recorded, if that PID still runs the same program.
+func (n *Node) stopComponent(name string) {
+	if p, ok := n.procs[name]; ok {
+		p.Stop()
+		delete(n.procs, name)
+		return
+	}
+	data, err := os.ReadFile(n.path(name + ".pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(string(data))
+	if err != nil {
+		return
+	}
+	if exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil && strings.Contains(exe, name) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// killContainers kills every container process and every shim of the
+// node's containerd by the PIDs containerd recorded: shims outlive
+// containerd, and each keeps a pod's namespaces alive.
+func (n *Node) killContainers() {
+	tasks := n.path("containerd", "state", "io.containerd.runtime.v2.task")
+	for _, file := range []string{"init.pid", "shim.pid"} {
+		pidFiles, _ := filepath.Glob(filepath.Join(tasks, "*", "*", file))
+		for _, f := range pidFiles {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pid > 1 {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// unmountUnder unmounts every mount point below dir, deepest first.
+func unmountUnder(dir string) error {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
+			points = append(points, fields[4])
+		}
+	}
+	slices.Sort(points)
+	slices.Reverse(points)
+	for _, p := range points {
+		if err := syscall.Unmount(p, 0); err != nil {
+			if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil {
+				return fmt.Errorf("unmount %s: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
+
+// removeCgroupTree removes a cgroup and the ones below it, deepest first.
+func removeCgroupTree(t TB, root string) {
+	t.Helper()
+	var dirs []string
+	_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	slices.Reverse(dirs)
+	for _, d := range dirs {
+		// A killed process leaves its cgroup a moment after the kill.
+		var err error
+		for range 50 {
+			if err = os.Remove(d); err == nil || os.IsNotExist(err) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil && !os.IsNotExist(err) {
+			t.Errorf("removing cgroup %s: %v", d, err)
+		}
+	}
+}
+
+func removeEmptyDirs(root string) {
+	var dirs []string
+	_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	slices.Reverse(dirs)
+	for _, d := range dirs {
+		_ = os.Remove(d)
+	}
+}

@@ -1,0 +1,261 @@
+//go:build node
+
+// Package node installs the webhook as users do: the image built by
+// `make image`, `helm install` into cert-manager's namespace on a real
+// Kubernetes node with cert-manager's controllers and cainjector as Pods, and
+// certificates issued by Pebble through the webhook Pod. `make e2e-node` runs
+// it in a network namespace of its own.
+package node
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
+)
+
+const (
+	zone      = "example.com"
+	release   = "exec-webhook"
+	groupName = "acme.example.com"
+	namespace = "cert-manager"
+)
+
+// cluster is the node with cert-manager, BIND, Pebble and the webhook's
+// release, shared by the scenarios, which run in order.
+type cluster struct {
+	*testbed.Node
+	root   string
+	logDir string
+	helm   string
+	bind   *testbed.BIND
+	pebble *testbed.Pebble
+	// webhookImage is the image `make image` built, as repository and tag.
+	webhookRepo, webhookTag string
+	vars                    map[string]string
+}
+
+func TestNode(t *testing.T) {
+	root := testbed.RepoRoot(t)
+	logDir := os.Getenv("NODE_LOG_DIR")
+	if logDir == "" {
+		logDir = t.TempDir()
+	}
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs of every component: %s", logDir)
+		}
+	})
+	images := nodeImages(t)
+	step := func(format string, args ...any) { t.Logf(format, args...) }
+	n := testbed.StartNode(t, testbed.NodeOptions{
+		RepoRoot:   root,
+		LogDir:     logDir,
+		Images:     []string{images["pause"].archive, images["cert-manager"].archive, images["webhook"].archive},
+		PauseImage: images["pause"].ref,
+		Step:       step,
+	})
+	c := &cluster{Node: n, root: root, logDir: logDir, helm: testbed.Asset(t, root, "helm")}
+	c.webhookRepo, c.webhookTag, _ = strings.Cut(images["webhook"].ref, ":")
+	c.bind = testbed.StartBINDOn(t, zone, n.IP)
+	c.pebble = testbed.StartPebbleOn(t, testbed.Asset(t, root, "pebble"), c.bind.Addr, logDir, "0.0.0.0", "pebble")
+	c.vars = map[string]string{
+		"NODE_IP":       n.IP,
+		"BIND_PORT":     fmt.Sprint(c.bind.Port),
+		"TSIG_KEY_NAME": c.bind.KeyName,
+		"TSIG_SECRET":   c.bind.KeySecret,
+		"PEBBLE_URL":    c.pebble.DirectoryURL,
+		"PEBBLE_CA_B64": base64.StdEncoding.EncodeToString(c.pebble.CABundle),
+		"GROUP_NAME":    groupName,
+	}
+	c.installCertManager(t, images["cert-manager"].ref)
+
+	t.Run("install", c.install)
+	t.Run("Issuer with its own TSIG Secret: a name and its wildcard", c.issuerWithOwnSecret)
+}
+
+// image is a docker-archive tarball and the reference it holds.
+type image struct{ archive, ref string }
+
+// nodeImages reads the images make e2e-node built: NODE_IMAGES holds
+// hack/node-images.sh's "name=archive ref" lines, WEBHOOK_IMAGE the webhook's.
+func nodeImages(t *testing.T) map[string]image {
+	t.Helper()
+	images := map[string]image{}
+	lines := os.Getenv("NODE_IMAGES") + "\n" + os.Getenv("WEBHOOK_IMAGE")
+	for _, line := range strings.Split(lines, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok {
+			continue
+		}
+		archive, ref, _ := strings.Cut(rest, " ")
+		images[name] = image{archive: archive, ref: ref}
+	}
+	for _, name := range []string{"pause", "cert-manager", "webhook"} {
+		if images[name].ref == "" {
+			t.Fatalf("image %q missing from NODE_IMAGES/WEBHOOK_IMAGE: run the test with `make e2e-node`", name)
+		}
+	}
+	return images
+}
+
+// apply renders a manifest under testdata with the cluster's vars (and extra)
+// and applies it server-side.
+func (c *cluster) apply(t *testing.T, manifest string, extra map[string]string) {
+	t.Helper()
+	vars := map[string]string{}
+	for k, v := range c.vars {
+		vars[k] = v
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	text := testbed.Expand(t, string(readFile(t, filepath.Join("testdata", manifest))), vars)
+	path := testbed.WriteFile(t, t.TempDir(), manifest, []byte(text))
+	c.Kubectl(t, "apply", "--server-side", "-f", path)
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// installCertManager installs cert-manager's CRDs and runs its controllers and
+// cainjector as Pods, checking DNS-01 records with BIND only.
+func (c *cluster) installCertManager(t *testing.T, ref string) {
+	t.Helper()
+	start := time.Now()
+	c.Kubectl(t, "apply", "--server-side", "-f", testbed.CertManagerCRDs(t))
+	c.apply(t, "cert-manager.yaml", map[string]string{"IMAGE": ref, "NAMESERVER": c.bind.Addr})
+	c.Kubectl(t, "-n", namespace, "rollout", "status", "--timeout=120s", "deployment/cert-manager", "deployment/cert-manager-cainjector")
+	t.Logf("cert-manager's controllers and cainjector Ready in %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// Helm runs helm as the cluster admin and returns its output.
+func (c *cluster) Helm(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(c.helm, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+var apiServices = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
+
+// waitUntil polls cond every second until it returns nil or timeout passes.
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() error) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if err = cond(); err == nil {
+			return
+		}
+	}
+	t.Fatalf("waiting for %s: %v (after %s)", what, err, timeout)
+}
+
+func (c *cluster) install(t *testing.T) {
+	start := time.Now()
+	c.Helm(t, "install", release, filepath.Join(c.root, "charts", "cert-manager-webhook-exec"),
+		"--namespace", namespace,
+		"--set", "groupName="+groupName,
+		"--set", "secretsAccess.namespaces={team-a}",
+		"--values", filepath.Join("testdata", "values.yaml"),
+		"--set", "image.repository="+c.webhookRepo, "--set", "image.tag="+c.webhookTag)
+	name := "v1alpha1." + groupName
+	waitUntil(t, "APIService "+name+" Available", 3*time.Minute, func() error {
+		obj, err := c.Dynamic.Resource(apiServices).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		conditions, _, _ := unstructuredConditions(obj.Object)
+		if conditions["Available"] != "True" {
+			return fmt.Errorf("conditions %v", conditions)
+		}
+		return nil
+	})
+	t.Logf("MEASURED helm install -> APIService Available: %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+func unstructuredConditions(obj map[string]any) (map[string]string, bool, error) {
+	status, _ := obj["status"].(map[string]any)
+	list, _ := status["conditions"].([]any)
+	out := map[string]string{}
+	for _, item := range list {
+		cond, _ := item.(map[string]any)
+		typ, _ := cond["type"].(string)
+		st, _ := cond["status"].(string)
+		out[typ] = st
+	}
+	return out, len(list) > 0, nil
+}
+
+func (c *cluster) issuerWithOwnSecret(t *testing.T) {
+	start := time.Now()
+	c.apply(t, "issuer-team-a.yaml", nil)
+	cert := c.waitCertificateReady(t, "team-a", "site", 4*time.Minute)
+	t.Logf("MEASURED Issuer applied -> Certificate Ready: %s (names %v)", time.Since(start).Round(100*time.Millisecond), cert)
+	for _, name := range []string{"_acme-challenge.site.example.com"} {
+		waitUntil(t, "no TXT at "+name, time.Minute, func() error {
+			if v := c.bind.TXT(t, name); len(v) > 0 {
+				return fmt.Errorf("TXT %q", v)
+			}
+			return nil
+		})
+	}
+}
+
+// waitCertificateReady waits for the Certificate's Ready condition and returns
+// the names of the issued certificate.
+func (c *cluster) waitCertificateReady(t *testing.T, ns, name string, timeout time.Duration) []string {
+	t.Helper()
+	waitUntil(t, "Certificate "+ns+"/"+name+" Ready", timeout, func() error {
+		cert, err := c.CM.CertmanagerV1().Certificates(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, cond := range cert.Status.Conditions {
+			if cond.Type == "Ready" && cond.Status == cmmeta.ConditionTrue {
+				return nil
+			}
+		}
+		return fmt.Errorf("not Ready; challenges:\n%s", c.describeChallenges())
+	})
+	secret, err := c.Kube.CoreV1().Secrets(ns).Get(context.Background(), name+"-tls", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(secret.Annotations["cert-manager.io/alt-names"]))
+}
+
+func (c *cluster) describeChallenges() string {
+	list, err := c.CM.AcmeV1().Challenges("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, ch := range list.Items {
+		fmt.Fprintf(&b, "  %s/%s %s presented=%v state=%s reason=%q\n", ch.Namespace, ch.Name, ch.Spec.DNSName, ch.Status.Presented, ch.Status.State, ch.Status.Reason)
+	}
+	return b.String()
+}
