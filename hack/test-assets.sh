@@ -7,7 +7,8 @@
 #   hack/test-assets.sh helm         prints the path of a cached helm binary
 #   hack/test-assets.sh pebble       prints the directory holding pebble and pebble-challtestsrv
 #   hack/test-assets.sh golangci-lint
-#   hack/test-assets.sh cmcontroller  prints the path of cert-manager's controllers (test infrastructure)
+#   hack/test-assets.sh cmcontroller  prints the path of cert-manager's controllers and cainjector
+#                                     (test infrastructure; static, so it fits a scratch image)
 #   hack/test-assets.sh node         kubelet, kube-proxy, kube-controller-manager, kube-scheduler; prints their directory
 #
 # No prebuilt binary is downloaded: everything is compiled here. A cold build of
@@ -34,10 +35,10 @@ mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9
 
-# build OUT MODDIR PKG EXPECTED LDFLAGS: go build PKG inside MODDIR into OUT,
-# printing a heartbeat so a cold build is visibly alive.
+# build OUT MODDIR PKG EXPECTED LDFLAGS [CGO_ENABLED]: go build PKG inside
+# MODDIR into OUT, printing a heartbeat so a cold build is visibly alive.
 build() {
-	local out=$1 moddir=$2 pkg=$3 expected=$4 ldflags=$5
+	local out=$1 moddir=$2 pkg=$3 expected=$4 ldflags=$5 cgo=${6:-$(go env CGO_ENABLED)}
 	if [[ -x $out ]]; then
 		return
 	fi
@@ -49,7 +50,7 @@ build() {
 	) &
 	local ticker=$!
 	local rc=0
-	(cd "$moddir" && GOFLAGS="-mod=mod -buildvcs=false" go build -ldflags "$ldflags" -o "$out.tmp" "$pkg") || rc=$?
+	(cd "$moddir" && CGO_ENABLED=$cgo GOFLAGS="-mod=mod -buildvcs=false" go build -ldflags "$ldflags" -o "$out.tmp" "$pkg") || rc=$?
 	kill "$ticker" 2>/dev/null || true
 	wait "$ticker" 2>/dev/null || true
 	if ((rc != 0)); then
@@ -116,8 +117,10 @@ pebble)
 		"github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@$PEBBLE_VERSION"
 	;;
 cmcontroller)
-	out=$cache/cmcontroller-$CERT_MANAGER_VERSION/cmcontroller
-	build "$out" "$here/tools/cmcontroller" . "~6 min" "-s -w"
+	# Keyed by the tool's source too, so an edit to it is never served a stale binary.
+	revision=$(cd "$here/tools/cmcontroller" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-12)
+	out=$cache/cmcontroller-$CERT_MANAGER_VERSION-$revision/cmcontroller
+	build "$out" "$here/tools/cmcontroller" . "~6 min" "-s -w" 0
 	echo "$out"
 	;;
 node)
