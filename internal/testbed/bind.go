@@ -126,9 +126,12 @@ zone "%[6]s" {
 		return err
 	}
 	defer logFile.Close() //nolint:errcheck // the child holds its own descriptor.
-	args := []string{"-g", "-4", "-c", confFile}
+	b.cmd = exec.Command(named, "-g", "-4", "-c", confFile)
+	b.cmd.Stdout, b.cmd.Stderr = logFile, logFile
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if os.Geteuid() == 0 {
-		// named drops root itself; the directory must be its user's.
+		// As root, named runs as Debian's bind user, started as it rather
+		// than told to switch (-u); see StartProcessAs.
 		if u, err := user.Lookup("bind"); err == nil {
 			uid, _ := strconv.Atoi(u.Uid)
 			gid, _ := strconv.Atoi(u.Gid)
@@ -138,12 +141,9 @@ zone "%[6]s" {
 					return err
 				}
 			}
-			args = append(args, "-u", "bind")
+			b.cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 		}
 	}
-	b.cmd = exec.Command(named, args...)
-	b.cmd.Stdout, b.cmd.Stderr = logFile, logFile
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := b.cmd.Start(); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -67,20 +68,20 @@ func StartPowerDNS(t TB, zone, logDir string) *PowerDNS {
 	if out, err := exec.Command("pdnsutil", "--config-dir="+dir, "create-zone", strings.TrimSuffix(p.Zone, "."), "ns1."+p.Zone).CombinedOutput(); err != nil {
 		t.Fatalf("creating zone %s: %v\n%s", p.Zone, err, out)
 	}
-	args := []string{"--config-dir=" + dir}
+	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
 		if u, err := user.Lookup("pdns"); err == nil {
 			uid, _ := strconv.Atoi(u.Uid)
 			gid, _ := strconv.Atoi(u.Gid)
-			for _, path := range []string{dir, db} {
+			for _, path := range []string{dir, db, filepath.Join(dir, "pdns.conf")} {
 				if err := os.Chown(path, uid, gid); err != nil {
 					t.Fatalf("%v", err)
 				}
 			}
-			args = append(args, "--setuid=pdns", "--setgid=pdns")
+			cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 		}
 	}
-	p.Process = StartProcess(t, logDir, "pdns", nil, server, args...)
+	p.Process = StartProcessAs(t, logDir, "pdns", cred, nil, server, "--config-dir="+dir)
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if p.Exited() {
 			t.Fatalf("pdns_server exited:\n%s", p.Log())

@@ -22,6 +22,15 @@ type Process struct {
 // logging to logDir/<name>.log.
 func StartProcess(t TB, logDir, name string, env []string, bin string, args ...string) *Process {
 	t.Helper()
+	return StartProcessAs(t, logDir, name, nil, env, bin, args...)
+}
+
+// StartProcessAs is StartProcess as the user and group of cred (nil: this
+// process's). A server should be started as its user rather than switch to
+// it: a process that changes its own user loses its parent-death signal and
+// would outlive a killed test.
+func StartProcessAs(t TB, logDir, name string, cred *syscall.Credential, env []string, bin string, args ...string) *Process {
+	t.Helper()
 	p := &Process{Name: name, LogPath: filepath.Join(logDir, name+".log"), exited: make(chan struct{})}
 	logFile, err := os.Create(p.LogPath)
 	if err != nil {
@@ -32,7 +41,7 @@ func StartProcess(t TB, logDir, name string, env []string, bin string, args ...s
 	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	// Pdeathsig: a test binary killed by -timeout runs no cleanup; its servers must not outlive it.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}
