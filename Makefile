@@ -1,7 +1,7 @@
 # cert-manager-webhook-exec
 #
 #   make demo          cert-manager issues a certificate through this webhook, on loopback
-#   make test          unit, conformance, integration, chart and end-to-end tests (builds test binaries once)
+#   make test          unit, conformance, integration, chart, end-to-end and node tests (builds test binaries once)
 #   make tools         build every test binary into the cache (etcd, kube-apiserver, kubectl, helm, pebble, cert-manager)
 #   make test-unit     unit tests only (no cluster, no DNS server)
 #   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook on loopback
@@ -57,6 +57,7 @@ e2e-node:
 	@archive=$$(hack/image.sh | tail -n1); \
 	images=$$(hack/node-images.sh); \
 	eval "$$(hack/test-assets.sh)"; \
+	$(GO) mod download github.com/prometheus-operator/prometheus-operator@v0.85.0; \
 	$(GO) test -c -tags node -o $(BIN)/node.test ./test/node/; \
 	cd test/node && WEBHOOK_IMAGE="webhook=$$archive localhost/cert-manager-webhook-exec:dev" NODE_IMAGES="$$images" \
 		unshare --net -- ../../$(BIN)/node.test -test.v -test.count=1 -test.timeout 30m $(NODE_TEST_FLAGS)
@@ -92,16 +93,18 @@ tools:
 	@hack/test-assets.sh helm >/dev/null
 	@hack/test-assets.sh pebble >/dev/null
 	@hack/test-assets.sh cmcontroller >/dev/null
+	@hack/test-assets.sh node >/dev/null
 
-# The end-to-end suite mostly waits (cert-manager sleeps 60 s after each DNS-01
-# self check), so it runs beside the integration tests; each one's output is
-# printed when it ends.
+# The end-to-end suites mostly wait (cert-manager sleeps 60 s after each DNS-01
+# self check), so they run beside the integration tests; each one's output is
+# printed when it ends. hack/contain.sh runs each in a PID namespace of its
+# own: whatever a test starts ends with it, even when a test binary is killed.
 .PHONY: test
 test: tools
-	@$(MAKE) --no-print-directory test-unit
-	@$(MAKE) --no-print-directory test-image
-	@echo "running the integration and end-to-end suites side by side (output follows as each ends)"
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-integration test-e2e
+	@hack/contain.sh $(MAKE) --no-print-directory test-unit
+	@hack/contain.sh $(MAKE) --no-print-directory test-image
+	@echo "running the integration, end-to-end and node suites side by side (output follows as each ends)"
+	@hack/contain.sh $(MAKE) --no-print-directory -j3 --output-sync=target test-integration test-e2e e2e-node
 
 .PHONY: lint
 lint:
@@ -124,7 +127,7 @@ demo:
 	@hack/require-tools.sh
 	@hack/test-assets.sh pebble >/dev/null
 	@hack/test-assets.sh cmcontroller >/dev/null
-	@eval "$$(hack/test-assets.sh)"; $(GO) run ./hack/demo
+	@eval "$$(hack/test-assets.sh)"; hack/contain.sh $(GO) run ./hack/demo
 
 .PHONY: deploy-manifests
 deploy-manifests:

@@ -664,24 +664,42 @@ func (n *Node) stopComponent(name string) {
 	}
 }
 
-// killContainers kills every container process and every shim of the
-// node's containerd by the PIDs containerd recorded: shims outlive
-// containerd, and each keeps a pod's namespaces alive.
-func (n *Node) killContainers() {
-	tasks := n.path("containerd", "state", "io.containerd.runtime.v2.task")
-	for _, file := range []string{"init.pid", "shim.pid"} {
-		pidFiles, _ := filepath.Glob(filepath.Join(tasks, "*", "*", file))
-		for _, f := range pidFiles {
-			data, err := os.ReadFile(f)
-			if err != nil {
+// killContainers kills every process working or rooted in the node's
+// directory: the containers (rooted in their rootfs under it) and their
+// shims (working in their bundle under it), which outlive containerd and
+// keep a pod's namespaces alive. It returns how many it killed.
+func (n *Node) killContainers() int {
+	killed := 0
+	for range 50 {
+		found := 0
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
 				continue
 			}
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pid > 1 {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
+			if n.holds(pid) && syscall.Kill(pid, syscall.SIGKILL) == nil {
+				found++
 			}
 		}
-		time.Sleep(500 * time.Millisecond)
+		if found == 0 {
+			break
+		}
+		killed += found
+		time.Sleep(100 * time.Millisecond)
 	}
+	return killed
+}
+
+// holds reports whether process pid works or is rooted inside the node's directory.
+func (n *Node) holds(pid int) bool {
+	for _, link := range []string{"cwd", "root"} {
+		target, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/" + link)
+		if err == nil && strings.HasPrefix(strings.TrimSuffix(target, " (deleted)"), n.Dir+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // unmountUnder unmounts every mount point below dir, deepest first.

@@ -1,0 +1,281 @@
+//go:build node
+
+package node
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
+)
+
+// fullname is the chart's name for the release's objects.
+const fullname = release + "-cert-manager-webhook-exec"
+
+// webhookUser is the webhook's identity on the API server.
+const webhookUser = "system:serviceaccount:" + namespace + ":" + fullname
+
+// rawClusterIssuer: scenario 3. A ClusterIssuer whose program runs in RAW
+// mode, with the permissions the chart grants RAW mode.
+func (c *cluster) rawClusterIssuer(t *testing.T) {
+	start := time.Now()
+	c.apply(t, "clusterissuer-raw.yaml", nil)
+	names := c.waitCertificateReady(t, "team-raw", "raw", 4*time.Minute)
+	t.Logf("ClusterIssuer (RAW mode) -> Certificate Ready in %s, names %v", time.Since(start).Round(100*time.Millisecond), names)
+	c.waitNoTXT(t, "_acme-challenge.raw.example.com")
+	// RAW mode read the ClusterIssuer's ACME account key with the chart's grant.
+	if !slices.ContainsFunc(c.AuditedRequests(t, webhookUser), func(e testbed.Audited) bool {
+		return e.Verb == "get" && strings.HasSuffix(e.RequestURI, "/namespaces/cert-manager/secrets/pebble-raw-account") && e.ResponseStatus.Code == 200
+	}) {
+		t.Error("the webhook never read the ClusterIssuer's account key Secret in cert-manager's namespace")
+	}
+}
+
+// upgradeAddsProgram: scenario 4. A program added by `helm upgrade` reaches
+// the running Pod through the ConfigMap volume, with no restart; a broken
+// config is refused, the last good one kept, and the metrics say so.
+func (c *cluster) upgradeAddsProgram(t *testing.T) {
+	before := podRestarts(c.webhookPods(t))
+	c.Kubectl(t, "create", "namespace", "team-b")
+	c.Helm(t, "upgrade", release, c.chart(), "--namespace", namespace, "--reuse-values", "--wait",
+		"--values", c.render(t, "values-team-b.yaml", nil))
+	c.apply(t, "issuer-team-b.yaml", nil)
+	c.apply(t, "certificate.yaml", map[string]string{"NAMESPACE": "team-b", "NAME": "added", "DNS_NAME": "added.team-b.example.com"})
+	c.waitCertificateReady(t, "team-b", "added", 4*time.Minute)
+	if after := podRestarts(c.webhookPods(t)); !maps.Equal(before, after) {
+		t.Fatalf("webhook Pods (name: restarts) changed across the upgrade: before %v, after %v", before, after)
+	}
+
+	configMap, err := c.Kube.CoreV1().ConfigMaps(namespace).Get(context.Background(), fullname+"-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := configMap.Data["config.yaml"]
+	configMap.Data["config.yaml"] = good + "\nprogramz: []\n"
+	if _, err := c.Kube.CoreV1().ConfigMaps(namespace).Update(context.Background(), configMap, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the metrics to show the refused reload", 2*time.Minute, func() error {
+		metrics, ok := c.scrape(t, "prometheus")
+		if !ok {
+			return fmt.Errorf("scrape failed: %s", metrics)
+		}
+		if v := metricValue(metrics, "cert_manager_webhook_exec_config_last_reload_successful"); v != 0 {
+			return fmt.Errorf("config_last_reload_successful = %v", v)
+		}
+		if v := metricValue(metrics, `cert_manager_webhook_exec_config_reloads_total{result="failure"}`); v < 1 {
+			return fmt.Errorf(`config_reloads_total{result="failure"} = %v`, v)
+		}
+		return nil
+	})
+	// The program exists only in the last good config.
+	c.apply(t, "certificate.yaml", map[string]string{"NAMESPACE": "team-b", "NAME": "kept", "DNS_NAME": "kept.team-b.example.com"})
+	c.waitCertificateReady(t, "team-b", "kept", 4*time.Minute)
+	for _, pod := range c.webhookPods(t) {
+		logs := c.Kubectl(t, "-n", namespace, "logs", pod.Name)
+		if !strings.Contains(logs, "programz") {
+			t.Errorf("the log of %s does not name the unknown key:\n%s", pod.Name, tail(logs, 20))
+		}
+	}
+	// helm puts its own config back.
+	c.Helm(t, "upgrade", release, c.chart(), "--namespace", namespace, "--reuse-values", "--wait",
+		"--values", c.render(t, "values-team-b.yaml", nil))
+	waitUntil(t, "the metrics to show a good reload", 2*time.Minute, func() error {
+		metrics, _ := c.scrape(t, "prometheus")
+		if v := metricValue(metrics, "cert_manager_webhook_exec_config_last_reload_successful"); v != 1 {
+			return fmt.Errorf("config_last_reload_successful = %v", v)
+		}
+		return nil
+	})
+}
+
+func podRestarts(pods []corev1.Pod) map[string]int32 {
+	out := map[string]int32{}
+	for _, p := range pods {
+		for _, s := range p.Status.ContainerStatuses {
+			out[p.Name] += s.RestartCount
+		}
+	}
+	return out
+}
+
+// metrics: scenario 6. Prometheus's service account, bound by the chart to
+// its metrics-reader ClusterRole, scrapes; another account is refused.
+func (c *cluster) metricsThroughAPIServer(t *testing.T) {
+	metrics, ok := c.scrape(t, "prometheus")
+	if !ok {
+		t.Fatalf("scrape as monitoring/prometheus failed:\n%s", metrics)
+	}
+	for _, series := range []string{
+		`cert_manager_webhook_exec_program_runs_total{action="present",outcome="success",program="nsupdate"}`,
+		`cert_manager_webhook_exec_program_runs_total{action="cleanup",outcome="success",program="nsupdate"}`,
+		`cert_manager_webhook_exec_program_runs_total{action="present",outcome="success",program="nsupdate-raw"}`,
+		`cert_manager_webhook_exec_program_runs_total{action="present",outcome="success",program="nsupdate-team-b"}`,
+		`cert_manager_webhook_exec_config_reloads_total{result="success"}`,
+	} {
+		if v := metricValue(metrics, series); v < 1 {
+			t.Errorf("%s = %v, want at least 1", series, v)
+		}
+	}
+	if strings.Contains(metrics, c.bind.KeySecret) {
+		t.Error("the TSIG secret appears in the metrics")
+	}
+	if out, ok := c.scrape(t, "default"); ok || !strings.Contains(out, "403") {
+		t.Errorf("monitoring/default, without the metrics-reader binding, was not refused:\n%s", out)
+	}
+	monitor := c.Kubectl(t, "-n", namespace, "get", "servicemonitor", fullname, "-o", "jsonpath={.spec.endpoints[0].port} {.spec.selector.matchLabels}")
+	if !strings.HasPrefix(monitor, "https ") {
+		t.Errorf("ServiceMonitor endpoint/selector = %q", monitor)
+	}
+}
+
+// checkInImage: scenario 7. `check`, as the README shows it, in a Pod of the
+// image with the release's ConfigMap, against BIND.
+func (c *cluster) checkInImage(t *testing.T) {
+	secretEnv := func(name, key string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: "rfc2136"}, Key: key,
+		}}}
+	}
+	out, ok := c.runPod(t, podSpec{
+		namespace: namespace, name: "check", serviceAccount: "default",
+		command: []string{"/usr/local/bin/cert-manager-webhook-exec", "check", "--config", "/config/config.yaml",
+			"--program", "nsupdate", "--domain", "check.example.com", "--nameserver", c.bind.Addr},
+		env: []corev1.EnvVar{
+			secretEnv("NSUPDATE_SERVER", "server"), secretEnv("NSUPDATE_PORT", "port"), secretEnv("NSUPDATE_ZONE", "zone"),
+			secretEnv("TSIG_KEY_NAME", "keyName"), secretEnv("TSIG_SECRET", "secret"),
+		},
+		volumes: []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: fullname + "-config"},
+		}}}},
+		mounts: []corev1.VolumeMount{{Name: "config", MountPath: "/config", ReadOnly: true}},
+	})
+	if !ok {
+		t.Errorf("check failed:\n%s", out)
+	}
+	want := `PASS: program "nsupdate" presents and cleans up _acme-challenge.check.example.com. as cert-manager needs`
+	if !strings.Contains(out, want) {
+		t.Errorf("check's report lacks %q:\n%s", want, out)
+	}
+	if strings.Contains(out, c.bind.KeySecret) {
+		t.Error("the TSIG secret appears in check's report")
+	}
+	c.waitNoTXT(t, "_acme-challenge.check.example.com")
+}
+
+// highAvailability: scenario 5. Two replicas behind a PodDisruptionBudget
+// and zone Leases: an eviction while Certificates are issued, then a rolling
+// upgrade, and every Certificate still becomes Ready.
+func (c *cluster) highAvailability(t *testing.T) {
+	c.Helm(t, "upgrade", release, c.chart(), "--namespace", namespace, "--reuse-values", "--wait",
+		"--set", "replicaCount=2", "--set", "podDisruptionBudget.enabled=true")
+	names := []string{"ha-1", "ha-2", "ha-3", "ha-4"}
+	for _, name := range names {
+		c.apply(t, "certificate.yaml", map[string]string{"NAMESPACE": "team-a", "NAME": name, "DNS_NAME": name + ".example.com"})
+	}
+	waitUntil(t, "a Challenge presented", 2*time.Minute, func() error {
+		list, err := c.CM.AcmeV1().Challenges("team-a").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, ch := range list.Items {
+			if ch.Status.Presented && strings.HasPrefix(ch.Spec.DNSName, "ha-") {
+				return nil
+			}
+		}
+		return fmt.Errorf("none yet")
+	})
+	pods := c.webhookPods(t)
+	if len(pods) != 2 {
+		t.Fatalf("%d webhook Pods, want 2", len(pods))
+	}
+	evict := func(pod string) error {
+		return c.Kube.PolicyV1().Evictions(namespace).Evict(context.Background(), &policyv1.Eviction{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: pod},
+		})
+	}
+	if err := evict(pods[0].Name); err != nil {
+		t.Fatalf("evicting %s: %v", pods[0].Name, err)
+	}
+	if err := evict(pods[1].Name); !apierrors.IsTooManyRequests(err) {
+		t.Errorf("evicting the second Pod while the first is replaced: %v, want the PodDisruptionBudget's refusal (429)", err)
+	}
+	c.Helm(t, "upgrade", release, c.chart(), "--namespace", namespace, "--reuse-values", "--wait",
+		"--set", "podAnnotations.rolled=again")
+	for _, name := range names {
+		c.waitCertificateReady(t, "team-a", name, 5*time.Minute)
+	}
+	for _, name := range names {
+		c.waitNoTXT(t, "_acme-challenge."+name+".example.com")
+	}
+}
+
+// noForbidden completes scenario 1: across every scenario, the API server
+// refused none of the webhook's requests.
+func (c *cluster) noForbidden(t *testing.T) {
+	requests := c.AuditedRequests(t, webhookUser)
+	if len(requests) == 0 {
+		t.Fatalf("the audit log has no request of %s", webhookUser)
+	}
+	for _, e := range requests {
+		if e.ResponseStatus.Code == 403 {
+			t.Errorf("forbidden: %s %s: %s", e.Verb, e.RequestURI, e.ResponseStatus.Message)
+		}
+	}
+	for _, pod := range c.webhookPods(t) {
+		if logs := c.Kubectl(t, "-n", namespace, "logs", pod.Name); strings.Contains(logs, "forbidden") {
+			t.Errorf("the log of %s mentions forbidden:\n%s", pod.Name, logs)
+		}
+	}
+	t.Logf("%d requests of the webhook, none forbidden", len(requests))
+}
+
+// uninstall: scenario 8. Nothing of the release is left, namespaced or
+// cluster-scoped, except the two Secrets cert-manager keeps for the chart's
+// Certificates (labelled, and documented).
+func (c *cluster) uninstall(t *testing.T) {
+	c.Helm(t, "uninstall", release, "--namespace", namespace, "--wait")
+	kinds := strings.Join(strings.Fields(c.Kubectl(t, "api-resources", "--verbs=list", "-o", "name")), ",")
+	left := strings.Fields(c.Kubectl(t, "get", kinds, "--all-namespaces", "-l", "app.kubernetes.io/instance="+release, "-o", "name"))
+	want := []string{"secret/" + fullname + "-ca", "secret/" + fullname + "-tls"}
+	slices.Sort(left)
+	if !slices.Equal(left, want) {
+		t.Errorf("left after helm uninstall: %q, want only cert-manager's %q", left, want)
+	}
+	leases := c.Kubectl(t, "-n", namespace, "get", "leases", "-l", "app.kubernetes.io/component=exec-zone-lock", "-o", "name")
+	if strings.TrimSpace(leases) != "" {
+		t.Errorf("zone Leases left: %s", leases)
+	}
+	if out := c.Kubectl(t, "get", "apiservices", "-o", "name"); strings.Contains(out, groupName) {
+		t.Errorf("APIService left: %s", out)
+	}
+}
+
+func (c *cluster) waitNoTXT(t *testing.T, name string) {
+	t.Helper()
+	waitUntil(t, "no TXT at "+name, time.Minute, func() error {
+		if v := c.bind.TXT(t, name); len(v) > 0 {
+			return fmt.Errorf("TXT %q", v)
+		}
+		return nil
+	})
+}
+
+func (c *cluster) chart() string { return filepath.Join(c.root, "charts", "cert-manager-webhook-exec") }
+
+
+func tail(text string, lines int) string {
+	all := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	return strings.Join(all[max(0, len(all)-lines):], "\n")
+}
