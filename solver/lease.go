@@ -134,7 +134,10 @@ func leaseFree(lease *coordinationv1.Lease, now time.Time) bool {
 }
 
 // keep renews a held Lease every third of its duration until released, then
-// gives it up so the next run need not wait for it to expire.
+// deletes it, so the next run need not wait for it to expire and no Lease
+// outlives its run (nor the release, at `helm uninstall`). A replica that dies
+// holding a Lease leaves it until it expires; the next run on that zone then
+// takes it over and deletes it on release.
 func (z *zoneLeases) keep(name string, duration time.Duration) func() {
 	leases := z.leases.Leases(z.namespace)
 	stop := make(chan struct{})
@@ -148,37 +151,58 @@ func (z *zoneLeases) keep(name string, duration time.Duration) func() {
 			case <-stop:
 				return
 			case <-ticker.C:
-				z.update(leases, name, func(spec *coordinationv1.LeaseSpec) {
-					now := metav1.NewMicroTime(time.Now())
-					spec.RenewTime = &now
-				})
+				z.renew(leases, name)
 			}
 		}
 	}()
 	return func() {
 		close(stop)
 		<-done
-		z.update(leases, name, func(spec *coordinationv1.LeaseSpec) {
-			spec.HolderIdentity, spec.AcquireTime, spec.RenewTime = nil, nil, nil
-		})
+		z.release(leases, name)
 	}
 }
 
-// update changes the Lease if this replica still holds it, retrying conflicts.
-func (z *zoneLeases) update(leases coordinationclient.LeaseInterface, name string, change func(*coordinationv1.LeaseSpec)) {
+// renew moves the Lease's renew time to now if this replica still holds it,
+// retrying conflicts.
+func (z *zoneLeases) renew(leases coordinationclient.LeaseInterface, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for attempt := 0; attempt < 3; attempt++ {
 		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
-		if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != z.identity {
+		if err != nil || !z.holds(lease) {
 			return
 		}
-		change(&lease.Spec)
+		now := metav1.NewMicroTime(time.Now())
+		lease.Spec.RenewTime = &now
 		if _, err = leases.Update(ctx, lease, metav1.UpdateOptions{}); err == nil || !apierrors.IsConflict(err) {
 			if err != nil {
-				z.log.Error(err, "updating zone Lease", "lease", name)
+				z.log.Error(err, "renewing zone Lease", "lease", name)
 			}
 			return
 		}
 	}
+}
+
+// release deletes the Lease if this replica still holds it. The delete is
+// conditional on the UID and resourceVersion seen holding it, so a Lease that
+// another replica took over meanwhile stays theirs: that conflict, like a
+// Lease already gone, needs nothing done.
+func (z *zoneLeases) release(leases coordinationclient.LeaseInterface, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	lease, err := leases.Get(ctx, name, metav1.GetOptions{})
+	if err == nil {
+		if !z.holds(lease) {
+			return
+		}
+		err = leases.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &lease.UID, ResourceVersion: &lease.ResourceVersion}})
+	}
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		z.log.Error(err, "deleting zone Lease", "lease", name)
+	}
+}
+
+// holds reports whether the Lease names this replica as its holder.
+func (z *zoneLeases) holds(lease *coordinationv1.Lease) bool {
+	return lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity == z.identity
 }

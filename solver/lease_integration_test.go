@@ -12,7 +12,9 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
 
 	"github.com/go-logr/logr"
 
@@ -79,12 +81,19 @@ programs:
 		}
 	}
 	checkZoneOverlaps(t, readIntervals(t, intervalLog), 8, true)
-	lease, err := cp.Kube.CoordinationV1().Leases(leaseNamespace).Get(context.Background(), leaseName("a.example."), metav1.GetOptions{})
+	checkNoLeases(t, cp)
+}
+
+// checkNoLeases fails if any zone Lease is left in the namespace: released
+// Leases are deleted, so `helm uninstall` leaves none behind.
+func checkNoLeases(t *testing.T, cp *testbed.ControlPlane) {
+	t.Helper()
+	leases, err := cp.Kube.CoordinationV1().Leases(leaseNamespace).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lease.Spec.HolderIdentity != nil {
-		t.Errorf("Lease still held by %q after the runs", *lease.Spec.HolderIdentity)
+	for _, lease := range leases.Items {
+		t.Errorf("Lease %s left after the runs", lease.Name)
 	}
 }
 
@@ -119,6 +128,86 @@ func TestIntegrationDeadHolderBlocksAtMostLeaseDuration(t *testing.T) {
 	if calls := readArgvLog(t, argvLog); len(calls) != 1 {
 		t.Errorf("program ran %d times", len(calls))
 	}
+	checkNoLeases(t, cp)
+}
+
+// hookedLeases passes Lease calls to the API server and runs afterGet once,
+// after the next Get returns: another replica acting between a look and a write.
+type hookedLeases struct {
+	coordinationclient.LeaseInterface
+	afterGet func()
+}
+
+func (h *hookedLeases) Leases(string) coordinationclient.LeaseInterface { return h }
+
+func (h *hookedLeases) Get(ctx context.Context, name string, opts metav1.GetOptions) (*coordinationv1.Lease, error) {
+	lease, err := h.LeaseInterface.Get(ctx, name, opts)
+	if then := h.afterGet; then != nil {
+		h.afterGet = nil
+		then()
+	}
+	return lease, err
+}
+
+// TestIntegrationReleaseDeletesOnlyOwnLease: a release deletes the zone's
+// Lease while this replica holds it, and leaves it to another replica that took
+// it over (after it expired), also when that happens between the release's
+// look at the Lease and its delete.
+func TestIntegrationReleaseDeletesOnlyOwnLease(t *testing.T) {
+	cp := startLeaseControlPlane(t)
+	leases := cp.Kube.CoordinationV1().Leases(leaseNamespace)
+	const zone = "example.com."
+	takeOver := func() {
+		lease, err := leases.Get(context.Background(), leaseName(zone), metav1.GetOptions{})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		holder, now := "replica-b", metav1.NewMicroTime(time.Now())
+		lease.Spec.HolderIdentity, lease.Spec.AcquireTime, lease.Spec.RenewTime = &holder, &now, &now
+		if _, err := leases.Update(context.Background(), lease, metav1.UpdateOptions{}); err != nil {
+			t.Error(err)
+		}
+	}
+	tests := map[string]struct {
+		beforeRelease, duringRelease func()
+		wantHolder                   string // "" for no Lease left
+	}{
+		"still held":                             {},
+		"taken over before the release":          {beforeRelease: takeOver, wantHolder: "replica-b"},
+		"taken over between its look and delete": {duringRelease: takeOver, wantHolder: "replica-b"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			hooked := &hookedLeases{LeaseInterface: leases}
+			logs := &logBuffer{}
+			z := newZoneLeases(hooked, leaseNamespace, logs.logger())
+			release, err := z.acquire(context.Background(), zone, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.beforeRelease != nil {
+				tc.beforeRelease()
+			}
+			hooked.afterGet = tc.duringRelease
+			release()
+			lease, err := leases.Get(context.Background(), leaseName(zone), metav1.GetOptions{})
+			switch {
+			case tc.wantHolder == "" && !apierrors.IsNotFound(err):
+				t.Errorf("Lease left after the release: %v, err %v", lease, err)
+			case tc.wantHolder != "" && err != nil:
+				t.Errorf("the other replica's Lease: %v", err)
+			case tc.wantHolder != "" && (lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != tc.wantHolder):
+				t.Errorf("Lease holder after the release = %v, want %s", lease.Spec.HolderIdentity, tc.wantHolder)
+			}
+			if logged := logs.String(); logged != "" {
+				t.Errorf("release logged:\n%s", logged)
+			}
+			if err := leases.Delete(context.Background(), leaseName(zone), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				t.Fatal(err)
+			}
+		})
+	}
 }
 
 // TestIntegrationBusyZoneGivesClearError: a zone whose Lease a live replica keeps
@@ -138,6 +227,44 @@ func TestIntegrationBusyZoneGivesClearError(t *testing.T) {
 	if _, err := readFileIfExists(argvLog); err == nil {
 		t.Error("the program ran while another replica held the zone")
 	}
+}
+
+// TestIntegrationAcquireWhileExpiredLeaseDeleted: a run that finds the zone's
+// Lease expired, and whose takeover finds it deleted (its holder released it
+// meanwhile; the API server answers the update with a conflict), looks again
+// and takes the zone.
+func TestIntegrationAcquireWhileExpiredLeaseDeleted(t *testing.T) {
+	cp := startLeaseControlPlane(t)
+	leases := cp.Kube.CoordinationV1().Leases(leaseNamespace)
+	const zone = "example.com."
+	holder, seconds, renewed := "slow-replica", int32(1), metav1.NewMicroTime(time.Now().Add(-time.Minute))
+	expired := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: leaseName(zone), Namespace: leaseNamespace},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &seconds, AcquireTime: &renewed, RenewTime: &renewed},
+	}
+	if _, err := leases.Create(context.Background(), expired, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hooked := &hookedLeases{LeaseInterface: leases, afterGet: func() {
+		if err := leases.Delete(context.Background(), leaseName(zone), metav1.DeleteOptions{}); err != nil {
+			t.Error(err)
+		}
+	}}
+	z := newZoneLeases(hooked, leaseNamespace, logr.Discard())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	release, err := z.acquire(ctx, zone, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease, err := leases.Get(context.Background(), leaseName(zone), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != z.identity {
+		t.Errorf("Lease holder = %v, want %s", lease.Spec.HolderIdentity, z.identity)
+	}
+	release()
 }
 
 // BenchmarkIntegrationZoneLease measures what a Lease adds to a run: a

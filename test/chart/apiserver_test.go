@@ -62,8 +62,10 @@ func TestInstallOnAPIServer(t *testing.T) {
 		},
 		"ha.yaml": {
 			allowed: []string{"get secrets -n cert-manager", "get secrets -n team-a", "get secrets -n team-b",
-				"get leases.coordination.k8s.io -n cert-manager", "create leases.coordination.k8s.io -n cert-manager", "update leases.coordination.k8s.io -n cert-manager"},
-			denied: append([]string{"get secrets -n default", "delete leases.coordination.k8s.io -n cert-manager", "update leases.coordination.k8s.io -n kube-system"}, noRaw...),
+				"get leases.coordination.k8s.io -n cert-manager", "create leases.coordination.k8s.io -n cert-manager", "update leases.coordination.k8s.io -n cert-manager",
+				"delete leases.coordination.k8s.io -n cert-manager"},
+			denied: append([]string{"get secrets -n default", "list leases.coordination.k8s.io -n cert-manager", "deletecollection leases.coordination.k8s.io -n cert-manager",
+				"update leases.coordination.k8s.io -n kube-system", "delete leases.coordination.k8s.io -n kube-system"}, noRaw...),
 		},
 		"raw-and-scripts.yaml": {
 			allowed: append([]string{"get secrets -n team-b", "get secrets -n cert-manager"}, raw...),

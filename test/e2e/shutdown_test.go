@@ -20,7 +20,7 @@ import (
 )
 
 // TestGracefulShutdown sends SIGTERM to the webhook process while a program
-// runs for a Present: the Present completes, the zone's Lease is released,
+// runs for a Present: the Present completes, the zone's Lease is deleted,
 // and the process exits.
 func TestGracefulShutdown(t *testing.T) {
 	root := testbed.RepoRoot(t)
@@ -89,8 +89,6 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, l := range list.Items {
-		if l.Spec.HolderIdentity != nil {
-			t.Errorf("Lease %s still held by %s after shutdown", l.Name, *l.Spec.HolderIdentity)
-		}
+		t.Errorf("Lease %s left after shutdown", l.Name)
 	}
 }
