@@ -2,9 +2,9 @@
 #
 #   make demo          cert-manager issues a certificate through this webhook, on loopback
 #   make test          unit, conformance, integration, chart, end-to-end and node tests (builds test binaries once)
-#   make tools         build every test binary into the cache (etcd, kube-apiserver, kubectl, helm, pebble, cert-manager)
+#   make tools         build every test binary into the cache (etcd, the Kubernetes components, helm, pebble, cert-manager)
 #   make test-unit     unit tests only (no cluster, no DNS server)
-#   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook on loopback
+#   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook process on loopback
 #   make test-assets   build etcd, kube-apiserver and kubectl into the cache and print their paths
 #   make lint          go vet, gofmt and golangci-lint (gosec among others)
 #   make bench         benchmarks with ratios: solver vs bare exec (one run and 60 concurrent), the webhook process via

@@ -550,13 +550,22 @@ func tail(text string, lines int) string {
 // Kubectl runs kubectl as the cluster admin and returns its output.
 func (n *Node) Kubectl(t TB, args ...string) string {
 	t.Helper()
+	out, err := n.TryKubectl(args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// TryKubectl is Kubectl returning its failure, with kubectl's output.
+func (n *Node) TryKubectl(args ...string) (string, error) {
 	cmd := exec.Command(n.kubectl, append([]string{"--kubeconfig", n.Kubeconfig}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		return out.String(), fmt.Errorf("%w\n%s", err, out.String())
 	}
-	return out.String()
+	return out.String(), nil
 }
 
 // Audited is one request of a service account in cert-manager's namespace,
@@ -633,7 +642,8 @@ func (n *Node) teardown(t TB) {
 	}
 	for _, p := range n.hostPaths {
 		if p == "/var/lib/cni" || p == "/run/containerd" {
-			removeEmptyDirs(p)
+			// Shared with other container engines: only what is empty.
+			_ = removeDirsDeepestFirst(p)
 			continue
 		}
 		_ = os.RemoveAll(p)
@@ -664,21 +674,16 @@ func (n *Node) stopComponent(name string) {
 	}
 }
 
-// killContainers kills every process working or rooted in the node's
-// directory: the containers (rooted in their rootfs under it) and their
-// shims (working in their bundle under it), which outlive containerd and
-// keep a pod's namespaces alive. It returns how many it killed.
+// killContainers kills every container process, found in the cgroups
+// below kubelet's cgroupRoot, and every shim, found working in its bundle
+// under the node's directory: shims outlive containerd and keep a pod's
+// namespaces alive. It returns how many it killed.
 func (n *Node) killContainers() int {
 	killed := 0
 	for range 50 {
 		found := 0
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil || pid == os.Getpid() {
-				continue
-			}
-			if n.holds(pid) && syscall.Kill(pid, syscall.SIGKILL) == nil {
+		for _, pid := range append(n.cgroupMembers(), n.shims()...) {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
 				found++
 			}
 		}
@@ -691,15 +696,41 @@ func (n *Node) killContainers() int {
 	return killed
 }
 
-// holds reports whether process pid works or is rooted inside the node's directory.
-func (n *Node) holds(pid int) bool {
-	for _, link := range []string{"cwd", "root"} {
-		target, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/" + link)
-		if err == nil && strings.HasPrefix(strings.TrimSuffix(target, " (deleted)"), n.Dir+"/") {
-			return true
+// cgroupMembers returns the processes in the node's cgroups.
+func (n *Node) cgroupMembers() []int {
+	var pids []int
+	for _, dir := range n.cgroupDirs() {
+		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.Name() != "cgroup.procs" {
+				return nil
+			}
+			data, _ := os.ReadFile(path)
+			for _, field := range strings.Fields(string(data)) {
+				if pid, err := strconv.Atoi(field); err == nil {
+					pids = append(pids, pid)
+				}
+			}
+			return nil
+		})
+	}
+	return pids
+}
+
+// shims returns the processes working inside the node's directory.
+func (n *Node) shims() []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
+		if err == nil && strings.HasPrefix(strings.TrimSuffix(cwd, " (deleted)"), n.Dir+"/") {
+			pids = append(pids, pid)
 		}
 	}
-	return false
+	return pids
 }
 
 // unmountUnder unmounts every mount point below dir, deepest first.
@@ -727,33 +758,25 @@ func unmountUnder(dir string) error {
 	return nil
 }
 
-// removeCgroupTree removes a cgroup and the ones below it, deepest first.
+// removeCgroupTree removes a cgroup and the ones below it, deepest first,
+// retrying for a few seconds: a killed process leaves its cgroup a moment
+// after the kill.
 func removeCgroupTree(t TB, root string) {
 	t.Helper()
-	var dirs []string
-	_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, path)
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if err = removeDirsDeepestFirst(root); err == nil || time.Now().After(deadline) {
+			break
 		}
-		return nil
-	})
-	slices.Reverse(dirs)
-	for _, d := range dirs {
-		// A killed process leaves its cgroup a moment after the kill.
-		var err error
-		for range 50 {
-			if err = os.Remove(d); err == nil || os.IsNotExist(err) {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if err != nil && !os.IsNotExist(err) {
-			t.Errorf("removing cgroup %s: %v", d, err)
-		}
+	}
+	if err != nil {
+		t.Errorf("removing cgroup %s: %v", root, err)
 	}
 }
 
-func removeEmptyDirs(root string) {
+// removeDirsDeepestFirst removes root and the directories below it, and
+// returns the first failure other than a directory already gone.
+func removeDirsDeepestFirst(root string) error {
 	var dirs []string
 	_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
@@ -762,7 +785,12 @@ func removeEmptyDirs(root string) {
 		return nil
 	})
 	slices.Reverse(dirs)
+	var first error
 	for _, d := range dirs {
-		_ = os.Remove(d)
+		if err := os.Remove(d); err != nil && !os.IsNotExist(err) && first == nil {
+			first = err
+		}
 	}
+	return first
 }
+

@@ -148,6 +148,14 @@ func (c *cluster) render(t *testing.T, name string, extra map[string]string) str
 	return testbed.WriteFile(t, t.TempDir(), name, []byte(text))
 }
 
+// tryApply renders a manifest under testdata and applies it server-side,
+// returning kubectl's complaint if it fails.
+func (c *cluster) tryApply(t *testing.T, manifest string, extra map[string]string) error {
+	t.Helper()
+	_, err := c.TryKubectl("apply", "--server-side", "-f", c.render(t, manifest, extra))
+	return err
+}
+
 // apply renders a manifest under testdata and applies it server-side.
 func (c *cluster) apply(t *testing.T, manifest string, extra map[string]string) {
 	t.Helper()

@@ -50,7 +50,11 @@ func (c *cluster) upgradeAddsProgram(t *testing.T) {
 	c.Kubectl(t, "create", "namespace", "team-b")
 	c.Helm(t, "upgrade", release, c.chart(), "--namespace", namespace, "--reuse-values", "--wait",
 		"--values", c.render(t, "values-team-b.yaml", nil))
-	c.apply(t, "issuer-team-b.yaml", nil)
+	// The admission policy the upgrade changed reaches the API server's
+	// admission a moment later; until then it refuses the new program.
+	waitUntil(t, "the admission policy to admit team-b's Issuer", 30*time.Second, func() error {
+		return c.tryApply(t, "issuer-team-b.yaml", nil)
+	})
 	c.apply(t, "certificate.yaml", map[string]string{"NAMESPACE": "team-b", "NAME": "added", "DNS_NAME": "added.team-b.example.com"})
 	c.waitCertificateReady(t, "team-b", "added", 4*time.Minute)
 	if after := podRestarts(c.webhookPods(t)); !maps.Equal(before, after) {
@@ -74,8 +78,8 @@ func (c *cluster) upgradeAddsProgram(t *testing.T) {
 		if v := metricValue(metrics, "cert_manager_webhook_exec_config_last_reload_successful"); v != 0 {
 			return fmt.Errorf("config_last_reload_successful = %v", v)
 		}
-		if v := metricValue(metrics, `cert_manager_webhook_exec_config_reloads_total{result="failure"}`); v < 1 {
-			return fmt.Errorf(`config_reloads_total{result="failure"} = %v`, v)
+		if v := metricValue(metrics, `cert_manager_webhook_exec_config_reloads_total{result="invalid"}`); v < 1 {
+			return fmt.Errorf(`config_reloads_total{result="invalid"} = %v`, v)
 		}
 		return nil
 	})
@@ -273,7 +277,6 @@ func (c *cluster) waitNoTXT(t *testing.T, name string) {
 }
 
 func (c *cluster) chart() string { return filepath.Join(c.root, "charts", "cert-manager-webhook-exec") }
-
 
 func tail(text string, lines int) string {
 	all := strings.Split(strings.TrimRight(text, "\n"), "\n")
