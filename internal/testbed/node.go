@@ -599,12 +599,6 @@ func (n *Node) AuditedRequests(t TB, user string) []Audited {
 	return out
 }
 
-// ImportImage loads a docker-archive tarball into the node's containerd.
-func (n *Node) ImportImage(t TB, archive string) {
-	t.Helper()
-	n.ctr(t, "images", "import", "--all-platforms", archive)
-}
-
 // teardown stops what StartNode started, in the order that leaves nothing:
 // the node agents (so nothing restarts a container), every container and its
 // shim, containerd, the control plane; then the mounts under Dir, the
@@ -677,9 +671,8 @@ func (n *Node) stopComponent(name string) {
 // killContainers kills every container process, found in the cgroups
 // below kubelet's cgroupRoot, and every shim, found working in its bundle
 // under the node's directory: shims outlive containerd and keep a pod's
-// namespaces alive. It returns how many it killed.
-func (n *Node) killContainers() int {
-	killed := 0
+// namespaces alive.
+func (n *Node) killContainers() {
 	for range 50 {
 		found := 0
 		for _, pid := range append(n.cgroupMembers(), n.shims()...) {
@@ -688,12 +681,10 @@ func (n *Node) killContainers() int {
 			}
 		}
 		if found == 0 {
-			break
+			return
 		}
-		killed += found
 		time.Sleep(100 * time.Millisecond)
 	}
-	return killed
 }
 
 // cgroupMembers returns the processes in the node's cgroups.
@@ -793,4 +784,3 @@ func removeDirsDeepestFirst(root string) error {
 	}
 	return first
 }
-

@@ -48,6 +48,8 @@ type cluster struct {
 	// webhookImage is the image `make image` built, as repository and tag.
 	webhookRepo, webhookTag string
 	vars                    map[string]string
+	// tmp holds rendered manifests.
+	tmp string
 	// installed is when helm install started.
 	installed time.Time
 	// scrapes counts scrape Pods, for their names.
@@ -77,7 +79,7 @@ func TestNode(t *testing.T) {
 		PauseImage: images["pause"].ref,
 		Step:       step,
 	})
-	c := &cluster{Node: n, root: root, logDir: logDir, helm: testbed.Asset(t, root, "helm")}
+	c := &cluster{Node: n, root: root, logDir: logDir, helm: testbed.Asset(t, root, "helm"), tmp: t.TempDir()}
 	c.webhookRepo, c.webhookTag, _ = strings.Cut(images["webhook"].ref, ":")
 	c.bind = testbed.StartBINDOn(t, zone, n.IP)
 	c.pebble = testbed.StartPebbleOn(t, testbed.Asset(t, root, "pebble"), c.bind.Addr, logDir, "0.0.0.0", "pebble")
@@ -92,24 +94,52 @@ func TestNode(t *testing.T) {
 	}
 	c.installCertManager(t, images["cert-manager"].ref)
 
-	// Each scenario builds on the ones before it.
-	for _, scenario := range []struct {
-		name string
-		run  func(*testing.T)
-	}{
+	// The scenarios run in order, each on what the ones before left. The
+	// first Certificate waits two minutes for cert-manager's sleeps after
+	// its self checks; the scenarios that do not need it run meanwhile.
+	steps := []scenario{
 		{"install", c.install},
-		{"Issuer with its own TSIG Secret: a name and its wildcard", c.issuerWithOwnSecret},
-		{"RAW mode through a ClusterIssuer", c.rawClusterIssuer},
-		{"helm upgrade adds a program without a restart; a broken config keeps the last good one", c.upgradeAddsProgram},
+		{"while the first Certificate is issued", func(t *testing.T) {
+			inParallel(t,
+				scenario{"Issuer with its own TSIG Secret: a name and its wildcard", c.issuerWithOwnSecret},
+				scenario{"RAW mode then an upgrade then check", func(t *testing.T) {
+					inOrder(t,
+						scenario{"RAW mode through a ClusterIssuer", c.rawClusterIssuer},
+						scenario{"helm upgrade adds a program without a restart; a broken config keeps the last good one", c.upgradeAddsProgram},
+						scenario{"check inside the image against BIND", c.checkInImage})
+				}})
+		}},
 		{"metrics scraped as the ServiceMonitor does", c.metricsThroughAPIServer},
-		{"check inside the image against BIND", c.checkInImage},
 		{"two replicas: an eviction and a rolling upgrade during issuance", c.highAvailability},
 		{"no request of the webhook was forbidden", c.noForbidden},
 		{"helm uninstall leaves nothing behind", c.uninstall},
-	} {
-		if !t.Run(scenario.name, scenario.run) {
-			return
+	}
+	inOrder(t, steps...)
+}
+
+// scenario is a named step of the node test.
+type scenario struct {
+	name string
+	run  func(*testing.T)
+}
+
+// inOrder runs scenarios one after the other, stopping at the first failure.
+func inOrder(t *testing.T, scenarios ...scenario) {
+	for _, s := range scenarios {
+		if !t.Run(s.name, s.run) {
+			t.FailNow()
 		}
+	}
+}
+
+// inParallel runs scenarios side by side, as subtests of t; t ends when
+// they all have.
+func inParallel(t *testing.T, scenarios ...scenario) {
+	for _, s := range scenarios {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			s.run(t)
+		})
 	}
 }
 
@@ -145,7 +175,12 @@ func (c *cluster) render(t *testing.T, name string, extra map[string]string) str
 	vars := maps.Clone(c.vars)
 	maps.Copy(vars, extra)
 	text := testbed.Expand(t, string(readFile(t, filepath.Join("testdata", name))), vars)
-	return testbed.WriteFile(t, t.TempDir(), name, []byte(text))
+	// Not in t.TempDir(): a subtest's name may hold a comma, which kubectl -f splits on.
+	dir, err := os.MkdirTemp(c.tmp, "manifest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testbed.WriteFile(t, dir, name, []byte(text))
 }
 
 // tryApply renders a manifest under testdata and applies it server-side,

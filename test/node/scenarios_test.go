@@ -92,9 +92,15 @@ func (c *cluster) upgradeAddsProgram(t *testing.T) {
 			t.Errorf("the log of %s does not name the unknown key:\n%s", pod.Name, tail(logs, 20))
 		}
 	}
-	// helm puts its own config back.
-	c.Helm(t, "upgrade", release, c.chart(), "--namespace", namespace, "--reuse-values", "--wait",
-		"--values", c.render(t, "values-team-b.yaml", nil))
+	// Fixed, it is loaded again.
+	configMap, err = c.Kube.CoreV1().ConfigMaps(namespace).Get(context.Background(), fullname+"-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	configMap.Data["config.yaml"] = good
+	if _, err := c.Kube.CoreV1().ConfigMaps(namespace).Update(context.Background(), configMap, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	waitUntil(t, "the metrics to show a good reload", 2*time.Minute, func() error {
 		metrics, _ := c.scrape(t, "prometheus")
 		if v := metricValue(metrics, "cert_manager_webhook_exec_config_last_reload_successful"); v != 1 {
