@@ -88,6 +88,12 @@ func (r *reloader) reload(path string) {
 		return
 	}
 	if bytes.Equal(data, r.served) {
+		if r.refused != nil {
+			// Put back as it was: nothing to load, but nothing refused any more.
+			r.refused, r.refusal = nil, ""
+			configLoaded.Set(1)
+			log.Info("solver config fixed: the file holds the config being served again")
+		}
 		return
 	}
 	cfg, err := LoadConfig(r.s.getenv)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/client-go/rest"
 )
 
@@ -143,6 +144,36 @@ func TestReloadSeesUpdateDuringStartup(t *testing.T) {
 	cfgDir.write(programsYAML(argvLog, map[string]string{"second": recordArgv}))
 	s.serveConfig(&cluster{stop: stop, log: s.log}, cfg)
 	waitFor(t, func() bool { return presentWith(s, "second") == nil })
+}
+
+// TestReloadBackToServedConfig breaks the config and then puts back the one
+// being served, as an admin reverting an edit does: the metric that says a
+// config file is being ignored must return to 1, though nothing reloads.
+func TestReloadBackToServedConfig(t *testing.T) {
+	cfgDir := newKubeletConfigDir(t)
+	argvLog := filepath.Join(t.TempDir(), "argv")
+	good := programsYAML(argvLog, map[string]string{"first": testProgram(t, "record-argv.sh")})
+	cfgDir.write(good)
+	logs := &logBuffer{}
+	s := New(WithLogger(logs.logger()), WithEnviron(func() []string { return nil }),
+		WithGetenv(func(k string) string { return map[string]string{EnvConfig: cfgDir.path()}[k] }))
+	s.reloadPoll = time.Hour
+	stop := make(chan struct{})
+	defer close(stop)
+	if err := s.Initialize(&rest.Config{Host: "https://127.0.0.1:1"}, stop); err != nil {
+		t.Fatal(err)
+	}
+
+	cfgDir.write(good + "programz: []\n")
+	waitFor(t, func() bool { return testutil.ToFloat64(configLoaded) == 0 })
+	cfgDir.write(good)
+	waitFor(t, func() bool { return testutil.ToFloat64(configLoaded) == 1 })
+	if !strings.Contains(logs.String(), "solver config fixed") {
+		t.Errorf("no log line says the config is fixed:\n%s", logs.String())
+	}
+	if err := presentWith(s, "first"); err != nil {
+		t.Errorf("the served config no longer serves: %v", err)
+	}
 }
 
 // TestTimeoutAskedOnlyWithWait checks that `program timeout` is run, at load

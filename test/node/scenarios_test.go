@@ -206,6 +206,16 @@ func (c *cluster) highAvailability(t *testing.T) {
 		}
 		return fmt.Errorf("none yet")
 	})
+	waitUntil(t, "the PodDisruptionBudget to allow one disruption", time.Minute, func() error {
+		pdb, err := c.Kube.PolicyV1().PodDisruptionBudgets(namespace).Get(context.Background(), fullname, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if pdb.Status.DisruptionsAllowed != 1 {
+			return fmt.Errorf("disruptionsAllowed %d", pdb.Status.DisruptionsAllowed)
+		}
+		return nil
+	})
 	pods := c.webhookPods(t)
 	if len(pods) != 2 {
 		t.Fatalf("%d webhook Pods, want 2", len(pods))
