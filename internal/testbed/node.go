@@ -557,15 +557,16 @@ func (n *Node) Kubectl(t TB, args ...string) string {
 	return out
 }
 
-// TryKubectl is Kubectl returning its failure, with kubectl's output.
+// TryKubectl is Kubectl returning its failure, with what kubectl wrote.
+// The output is stdout only: warnings on stderr are no part of it.
 func (n *Node) TryKubectl(args ...string) (string, error) {
 	cmd := exec.Command(n.kubectl, append([]string{"--kubeconfig", n.Kubeconfig}, args...)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("%w\n%s", err, out.String())
+		return stdout.String(), fmt.Errorf("%w\n%s%s", err, stdout.String(), stderr.String())
 	}
-	return out.String(), nil
+	return stdout.String(), nil
 }
 
 // Audited is one request of a service account in cert-manager's namespace,

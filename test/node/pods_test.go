@@ -36,10 +36,15 @@ func (c *cluster) runPod(t *testing.T, spec podSpec) (string, bool) {
 			SecurityContext: &corev1.PodSecurityContext{
 				RunAsNonRoot: &yes, SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},
-			Volumes: spec.volumes,
+			// A writable /tmp on a read-only root, as the chart gives the webhook:
+			// programs run in private directories under it.
+			Volumes: append(spec.volumes, corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{
+				EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory},
+			}}),
 			Containers: []corev1.Container{{
 				Name: "run", Image: c.webhookRepo + ":" + c.webhookTag, ImagePullPolicy: corev1.PullNever,
-				Command: spec.command, Env: spec.env, VolumeMounts: spec.mounts,
+				Command: spec.command, Env: spec.env,
+				VolumeMounts: append(spec.mounts, corev1.VolumeMount{Name: "tmp", MountPath: "/tmp"}),
 				SecurityContext: &corev1.SecurityContext{
 					AllowPrivilegeEscalation: &no, ReadOnlyRootFilesystem: &yes,
 					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
