@@ -248,6 +248,11 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() err
 func (c *cluster) install(t *testing.T) {
 	// The namespaces whose Secrets the webhook may read exist first, as the
 	// chart's Role in each of them requires.
+	// cert-manager's namespace enforces the restricted Pod Security Standard.
+	if _, err := c.TryKubectl("-n", namespace, "run", "psa-probe", "--restart=Never", "--image-pull-policy=Never",
+		"--image", c.webhookRepo+":"+c.webhookTag); err == nil || !strings.Contains(err.Error(), `violates PodSecurity "restricted:latest"`) {
+		t.Fatalf("a Pod without the restricted securityContext in %s: %v, want a PodSecurity refusal", namespace, err)
+	}
 	c.Kubectl(t, "create", "namespace", "team-a")
 	// Prometheus's account, which the chart binds to its metrics-reader role.
 	c.Kubectl(t, "create", "namespace", "monitoring")

@@ -265,12 +265,16 @@ func (c *cluster) noForbidden(t *testing.T) {
 func (c *cluster) uninstall(t *testing.T) {
 	c.Helm(t, "uninstall", release, "--namespace", namespace, "--wait")
 	kinds := strings.Join(strings.Fields(c.Kubectl(t, "api-resources", "--verbs=list", "-o", "name")), ",")
-	left := strings.Fields(c.Kubectl(t, "get", kinds, "--all-namespaces", "-l", "app.kubernetes.io/instance="+release, "-o", "name"))
 	want := []string{"secret/" + fullname + "-ca", "secret/" + fullname + "-tls"}
-	slices.Sort(left)
-	if !slices.Equal(left, want) {
-		t.Errorf("left after helm uninstall: %q, want only cert-manager's %q", left, want)
-	}
+	// The Pods take their grace period to stop after their ReplicaSet goes.
+	waitUntil(t, "nothing of the release but cert-manager's Secrets", 2*time.Minute, func() error {
+		left := strings.Fields(c.Kubectl(t, "get", kinds, "--all-namespaces", "-l", "app.kubernetes.io/instance="+release, "-o", "name"))
+		slices.Sort(left)
+		if !slices.Equal(left, want) {
+			return fmt.Errorf("left: %q, want only cert-manager's %q", left, want)
+		}
+		return nil
+	})
 	leases := c.Kubectl(t, "-n", namespace, "get", "leases", "-l", "app.kubernetes.io/component=exec-zone-lock", "-o", "name")
 	if strings.TrimSpace(leases) != "" {
 		t.Errorf("zone Leases left: %s", leases)
