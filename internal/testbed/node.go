@@ -132,6 +132,10 @@ func StartNode(t TB, opts NodeOptions) *Node {
 			n.hostPaths = append(n.hostPaths, p)
 		}
 	}
+	// Beside Dir, not in it, so that a killed run's successor knows them.
+	if err := os.WriteFile(n.hostPathsFile(), []byte(strings.Join(n.hostPaths, "\n")), 0o600); err != nil {
+		t.Fatalf("%v", err)
+	}
 	t.Cleanup(func() { n.teardown(t) })
 	for _, d := range []string{"etc", "pki", "cni/net.d", "cni/ipam", "containerd", "kubelet", "pod-logs", "etcd"} {
 		if err := os.MkdirAll(filepath.Join(n.Dir, d), 0o700); err != nil {
@@ -614,6 +618,7 @@ func (n *Node) teardown(t TB) {
 		n.stopComponent(name)
 	}
 	n.killContainers()
+	n.removeShimSockets()
 	n.stopComponent("containerd")
 	for _, name := range []string{"kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"} {
 		n.stopComponent(name)
@@ -635,6 +640,9 @@ func (n *Node) teardown(t TB) {
 	for _, dir := range n.cgroupDirs() {
 		removeCgroupTree(t, dir)
 	}
+	if data, err := os.ReadFile(n.hostPathsFile()); err == nil {
+		n.hostPaths = strings.Fields(string(data))
+	}
 	for _, p := range n.hostPaths {
 		if p == "/var/lib/cni" || p == "/run/containerd" {
 			// Shared with other container engines: only what is empty.
@@ -646,7 +654,11 @@ func (n *Node) teardown(t TB) {
 	if err := os.RemoveAll(n.Dir); err != nil {
 		t.Errorf("removing %s: %v", n.Dir, err)
 	}
+	_ = os.Remove(n.hostPathsFile())
 }
+
+// hostPathsFile lists the paths outside Dir that this node created.
+func (n *Node) hostPathsFile() string { return n.Dir + ".host-paths" }
 
 // stopComponent stops a component this run started, or the one a killed run
 // recorded, if that PID still runs the same program.
@@ -685,6 +697,22 @@ func (n *Node) killContainers() {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// removeShimSockets removes the sockets of the killed shims: containerd 1.6
+// puts them in /run/containerd/s whatever its state directory, and a killed
+// shim leaves its socket. Each bundle names its shim's in a file "address".
+func (n *Node) removeShimSockets() {
+	files, _ := filepath.Glob(n.path("containerd", "state", "io.containerd.runtime.v2.task", "*", "*", "address"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if socket := strings.TrimPrefix(strings.TrimSpace(string(data)), "unix://"); strings.HasPrefix(socket, "/run/containerd/s/") {
+			_ = os.Remove(socket)
+		}
 	}
 }
 
