@@ -107,7 +107,8 @@ func metricValue(text, series string) float64 {
 	return -1
 }
 
-// webhookPods returns the webhook's Pods, by the chart's selector labels.
+// webhookPods returns the webhook's Pods, by the chart's selector labels,
+// less those shutting down (a rollout's old Pods take their grace period).
 func (c *cluster) webhookPods(t *testing.T) []corev1.Pod {
 	t.Helper()
 	list, err := c.Kube.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{
@@ -116,5 +117,11 @@ func (c *cluster) webhookPods(t *testing.T) []corev1.Pod {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return list.Items
+	var running []corev1.Pod
+	for _, pod := range list.Items {
+		if pod.DeletionTimestamp == nil {
+			running = append(running, pod)
+		}
+	}
+	return running
 }
