@@ -108,6 +108,10 @@ func (z *zoneLeases) acquire(ctx context.Context, zone string, duration time.Dur
 		case err == nil:
 			return z.keep(name, duration), nil
 		case ctx.Err() != nil:
+			// The create or update may have reached the API server before the
+			// call's budget ended: give back a Lease it may have granted, or it
+			// would hold the zone until it expires and outlive the release.
+			z.release(leases, name)
 			return nil, fmt.Errorf("%w: %w", errZoneBusy, ctx.Err())
 		case errors.Is(err, errLeaseHeld), apierrors.IsConflict(err), apierrors.IsAlreadyExists(err):
 			// Someone else holds it or got there first: look again shortly.

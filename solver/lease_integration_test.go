@@ -4,6 +4,7 @@ package solver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -147,6 +148,42 @@ func (h *hookedLeases) Get(ctx context.Context, name string, opts metav1.GetOpti
 		then()
 	}
 	return lease, err
+}
+
+// lateLeases passes Lease calls to the API server, but a Create succeeds on
+// the server only as the caller's budget ends: the caller sees its context
+// error, as when the deadline falls while the request is on its way back.
+type lateLeases struct {
+	coordinationclient.LeaseInterface
+	endBudget context.CancelFunc
+}
+
+func (l *lateLeases) Leases(string) coordinationclient.LeaseInterface { return l }
+
+func (l *lateLeases) Create(ctx context.Context, lease *coordinationv1.Lease, opts metav1.CreateOptions) (*coordinationv1.Lease, error) {
+	if _, err := l.LeaseInterface.Create(context.Background(), lease, opts); err != nil {
+		return nil, err
+	}
+	l.endBudget()
+	return nil, ctx.Err()
+}
+
+// TestIntegrationAcquireGivesBackLateLease: a Lease the API server created
+// as the call's budget ended is deleted, not left to hold the zone until it
+// expires.
+func TestIntegrationAcquireGivesBackLateLease(t *testing.T) {
+	cp := startLeaseControlPlane(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &logBuffer{}
+	z := newZoneLeases(&lateLeases{LeaseInterface: cp.Kube.CoordinationV1().Leases(leaseNamespace), endBudget: cancel}, leaseNamespace, logs.logger())
+	if _, err := z.acquire(ctx, "example.com.", time.Hour); !errors.Is(err, errZoneBusy) {
+		t.Fatalf("acquire: %v, want the zone busy error", err)
+	}
+	checkNoLeases(t, cp)
+	if logged := logs.String(); logged != "" {
+		t.Errorf("acquire logged:\n%s", logged)
+	}
 }
 
 // TestIntegrationReleaseDeletesOnlyOwnLease: a release deletes the zone's

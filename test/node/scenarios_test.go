@@ -277,7 +277,8 @@ func (c *cluster) uninstall(t *testing.T) {
 	})
 	leases := c.Kubectl(t, "-n", namespace, "get", "leases", "-l", "app.kubernetes.io/component=exec-zone-lock", "-o", "name")
 	if strings.TrimSpace(leases) != "" {
-		t.Errorf("zone Leases left: %s", leases)
+		t.Errorf("zone Leases left: %s\n%s", leases,
+			c.Kubectl(t, "-n", namespace, "get", "leases", "-l", "app.kubernetes.io/component=exec-zone-lock", "-o", "yaml"))
 	}
 	if out := c.Kubectl(t, "get", "apiservices", "-o", "name"); strings.Contains(out, groupName) {
 		t.Errorf("APIService left: %s", out)
