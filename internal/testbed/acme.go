@@ -29,7 +29,7 @@ func StartPebble(t TB, binDir, dnsServer, logDir string) *Pebble {
 // at urlHost, a name its certificate holds (localhost or pebble).
 func StartPebbleOn(t TB, binDir, dnsServer, logDir, listenHost, urlHost string) *Pebble {
 	t.Helper()
-	certs := filepath.Join(ModuleDir(t, "github.com/letsencrypt/pebble/v2@v2.10.3"), "test", "certs")
+	certs := filepath.Join(moduleDir(t, "github.com/letsencrypt/pebble/v2@v2.10.3"), "test", "certs")
 	port, mgmt := freePort(t), freePort(t)
 	cfg, _ := json.Marshal(map[string]any{"pebble": map[string]any{
 		"listenAddress":                  net.JoinHostPort(listenHost, strconv.Itoa(port)),
@@ -66,9 +66,7 @@ func StartCertManager(t TB, bin string, cp *ControlPlane, nameserver, logDir str
 	)
 }
 
-// ModuleDir returns the directory of module (path@version) in the module
-// cache, downloading it if needed.
-func ModuleDir(t TB, module string) string {
+func moduleDir(t TB, module string) string {
 	t.Helper()
 	out, err := exec.Command("go", "mod", "download", "-json", module).Output()
 	if err != nil {

@@ -32,8 +32,6 @@ const (
 	release   = "exec-webhook"
 	groupName = "acme.example.com"
 	namespace = "cert-manager"
-	// prometheusOperator holds the ServiceMonitor CRD; make e2e-node downloads it.
-	prometheusOperator = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
 )
 
 // cluster is the node with cert-manager, BIND, Pebble and the webhook's
@@ -212,9 +210,13 @@ func (c *cluster) installCertManager(t *testing.T, ref string) {
 	t.Helper()
 	start := time.Now()
 	c.Kubectl(t, "apply", "--server-side", "-f", testbed.CertManagerCRDs(t))
-	// The Prometheus Operator's own ServiceMonitor CRD, for the chart's ServiceMonitor.
-	c.Kubectl(t, "apply", "--server-side", "-f", filepath.Join(testbed.ModuleDir(t, prometheusOperator),
-		"example", "prometheus-operator-crd", "monitoring.coreos.com_servicemonitors.yaml"))
+	// The Prometheus Operator's own ServiceMonitor CRD, for the chart's
+	// ServiceMonitor, from its module (make e2e-node names the file).
+	crd := os.Getenv("SERVICEMONITOR_CRD")
+	if crd == "" {
+		t.Fatal("SERVICEMONITOR_CRD is not set: run the test with `make e2e-node`")
+	}
+	c.Kubectl(t, "apply", "--server-side", "-f", crd)
 	c.apply(t, "cert-manager.yaml", map[string]string{"IMAGE": ref, "NAMESERVER": c.bind.Addr})
 	c.Kubectl(t, "-n", namespace, "rollout", "status", "--timeout=120s", "deployment/cert-manager", "deployment/cert-manager-cainjector")
 	t.Logf("cert-manager's controllers and cainjector Ready in %s", time.Since(start).Round(100*time.Millisecond))
