@@ -22,6 +22,7 @@ import (
 
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
@@ -39,11 +40,10 @@ const (
 type cluster struct {
 	*testbed.Node
 	root   string
-	logDir string
 	helm   string
 	bind   *testbed.BIND
 	pebble *testbed.Pebble
-	// webhookImage is the image `make image` built, as repository and tag.
+	// webhookRepo and webhookTag name the image `make image` built.
 	webhookRepo, webhookTag string
 	vars                    map[string]string
 	// tmp holds rendered manifests.
@@ -69,15 +69,14 @@ func TestNode(t *testing.T) {
 		}
 	})
 	images := nodeImages(t)
-	step := func(format string, args ...any) { t.Logf(format, args...) }
 	n := testbed.StartNode(t, testbed.NodeOptions{
 		RepoRoot:   root,
 		LogDir:     logDir,
 		Images:     []string{images["pause"].archive, images["cert-manager"].archive, images["webhook"].archive},
 		PauseImage: images["pause"].ref,
-		Step:       step,
+		Step:       t.Logf,
 	})
-	c := &cluster{Node: n, root: root, logDir: logDir, helm: testbed.Asset(t, root, "helm"), tmp: t.TempDir()}
+	c := &cluster{Node: n, root: root, helm: testbed.Asset(t, root, "helm"), tmp: t.TempDir()}
 	c.webhookRepo, c.webhookTag, _ = strings.Cut(images["webhook"].ref, ":")
 	c.bind = testbed.StartBINDOn(t, zone, n.IP)
 	c.pebble = testbed.StartPebbleOn(t, testbed.Asset(t, root, "pebble"), c.bind.Addr, logDir, "0.0.0.0", "pebble")
@@ -247,14 +246,18 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() err
 	t.Fatalf("waiting for %s: %v (after %s)", what, err, timeout)
 }
 
+// install: scenario 1. The README's helm install, into a namespace that
+// enforces the restricted Pod Security Standard: the webhook Pod runs under
+// the chart's ServiceAccount and the APIService is Available, verifying the
+// webhook with the CA cainjector put there.
 func (c *cluster) install(t *testing.T) {
-	// The namespaces whose Secrets the webhook may read exist first, as the
-	// chart's Role in each of them requires.
-	// cert-manager's namespace enforces the restricted Pod Security Standard.
+	// The namespace enforces the restricted standard.
 	if _, err := c.TryKubectl("-n", namespace, "run", "psa-probe", "--restart=Never", "--image-pull-policy=Never",
 		"--image", c.webhookRepo+":"+c.webhookTag); err == nil || !strings.Contains(err.Error(), `violates PodSecurity "restricted:latest"`) {
 		t.Fatalf("a Pod without the restricted securityContext in %s: %v, want a PodSecurity refusal", namespace, err)
 	}
+	// The namespaces whose Secrets the webhook may read exist first: the
+	// chart puts a Role in each.
 	c.Kubectl(t, "create", "namespace", "team-a")
 	// Prometheus's account, which the chart binds to its metrics-reader role.
 	c.Kubectl(t, "create", "namespace", "monitoring")
@@ -268,31 +271,45 @@ func (c *cluster) install(t *testing.T) {
 		"--values", filepath.Join("testdata", "values.yaml"),
 		"--set", "image.repository="+c.webhookRepo, "--set", "image.tag="+c.webhookTag)
 	name := "v1alpha1." + groupName
+	var caBundle string
 	waitUntil(t, "APIService "+name+" Available", 3*time.Minute, func() error {
 		obj, err := c.Dynamic.Resource(apiServices).Get(context.Background(), name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		conditions, _, _ := unstructuredConditions(obj.Object)
-		if conditions["Available"] != "True" {
+		caBundle, _, _ = unstructured.NestedString(obj.Object, "spec", "caBundle")
+		if conditions := apiServiceConditions(obj.Object); conditions["Available"] != "True" {
 			return fmt.Errorf("conditions %v", conditions)
 		}
 		return nil
 	})
 	t.Logf("MEASURED helm install -> APIService Available: %s", time.Since(start).Round(100*time.Millisecond))
+
+	serving, err := c.Kube.CoreV1().Secrets(namespace).Get(context.Background(), fullname+"-tls", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := base64.StdEncoding.EncodeToString(serving.Data["ca.crt"]); caBundle == "" || caBundle != want {
+		t.Errorf("APIService caBundle is not the CA of the serving certificate (cainjector's injection)")
+	}
+	for _, pod := range c.webhookPods(t) {
+		if pod.Spec.ServiceAccountName != fullname {
+			t.Errorf("webhook Pod %s runs as %q, want the chart's ServiceAccount %q", pod.Name, pod.Spec.ServiceAccountName, fullname)
+		}
+	}
 }
 
-func unstructuredConditions(obj map[string]any) (map[string]string, bool, error) {
-	status, _ := obj["status"].(map[string]any)
-	list, _ := status["conditions"].([]any)
+// apiServiceConditions maps an APIService's condition types to their status.
+func apiServiceConditions(obj map[string]any) map[string]string {
+	list, _, _ := unstructured.NestedSlice(obj, "status", "conditions")
 	out := map[string]string{}
 	for _, item := range list {
 		cond, _ := item.(map[string]any)
 		typ, _ := cond["type"].(string)
-		st, _ := cond["status"].(string)
-		out[typ] = st
+		status, _ := cond["status"].(string)
+		out[typ] = status
 	}
-	return out, len(list) > 0, nil
+	return out
 }
 
 func (c *cluster) issuerWithOwnSecret(t *testing.T) {
