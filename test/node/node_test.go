@@ -33,6 +33,10 @@ const (
 	release   = "exec-webhook"
 	groupName = "acme.example.com"
 	namespace = "cert-manager"
+	// fullname is the chart's name for the release's objects.
+	fullname = release + "-cert-manager-webhook-exec"
+	// webhookUser is the webhook's identity on the API server.
+	webhookUser = "system:serviceaccount:" + namespace + ":" + fullname
 )
 
 // cluster is the node with cert-manager, BIND, Pebble and the webhook's

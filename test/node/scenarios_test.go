@@ -20,12 +20,6 @@ import (
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
 )
 
-// fullname is the chart's name for the release's objects.
-const fullname = release + "-cert-manager-webhook-exec"
-
-// webhookUser is the webhook's identity on the API server.
-const webhookUser = "system:serviceaccount:" + namespace + ":" + fullname
-
 // rawClusterIssuer: scenario 3. A ClusterIssuer whose program runs in RAW
 // mode, with the permissions the chart grants RAW mode.
 func (c *cluster) rawClusterIssuer(t *testing.T) {
