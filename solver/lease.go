@@ -17,6 +17,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
 )
 
@@ -40,17 +41,27 @@ type zoneLeases struct {
 	leases    coordinationclient.LeasesGetter
 	namespace string
 	identity  string
-	log       logr.Logger
+	// owner is this replica's Pod (POD_NAME and POD_UID), when known: a
+	// Lease it holds goes with the Pod, so one left by a replica that died,
+	// or was stopped, mid-release is removed by Kubernetes' garbage
+	// collector (also at helm uninstall) rather than waiting for a next run.
+	owner []metav1.OwnerReference
+	log   logr.Logger
 }
 
 func newZoneLeases(leases coordinationclient.LeasesGetter, namespace string, log logr.Logger) *zoneLeases {
 	host, _ := os.Hostname()
-	if pod := os.Getenv("POD_NAME"); pod != "" {
+	pod, uid := os.Getenv("POD_NAME"), os.Getenv("POD_UID")
+	if pod != "" {
 		host = pod
 	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
-	return &zoneLeases{leases: leases, namespace: namespace, identity: host + "_" + hex.EncodeToString(suffix), log: log}
+	z := &zoneLeases{leases: leases, namespace: namespace, identity: host + "_" + hex.EncodeToString(suffix), log: log}
+	if pod != "" && uid != "" {
+		z.owner = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: pod, UID: types.UID(uid)}}
+	}
+	return z
 }
 
 var nonLeaseChars = regexp.MustCompile(`[^a-z0-9-]+`)
@@ -91,7 +102,10 @@ func (z *zoneLeases) acquire(ctx context.Context, zone string, duration time.Dur
 		switch {
 		case apierrors.IsNotFound(err):
 			lease = &coordinationv1.Lease{
-				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: z.namespace, Labels: map[string]string{"app.kubernetes.io/component": "exec-zone-lock"}},
+				ObjectMeta: metav1.ObjectMeta{
+					Name: name, Namespace: z.namespace, OwnerReferences: z.owner,
+					Labels: map[string]string{"app.kubernetes.io/component": "exec-zone-lock"},
+				},
 				Spec: coordinationv1.LeaseSpec{
 					HolderIdentity: &z.identity, LeaseDurationSeconds: &seconds, AcquireTime: &now, RenewTime: &now,
 				},
@@ -99,6 +113,7 @@ func (z *zoneLeases) acquire(ctx context.Context, zone string, duration time.Dur
 			_, err = leases.Create(ctx, lease, metav1.CreateOptions{})
 		case err == nil && leaseFree(lease, now.Time):
 			lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds = &z.identity, &seconds
+			lease.OwnerReferences = z.owner
 			lease.Spec.AcquireTime, lease.Spec.RenewTime = &now, &now
 			_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
 		case err == nil:

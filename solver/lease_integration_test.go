@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -148,6 +149,41 @@ func (h *hookedLeases) Get(ctx context.Context, name string, opts metav1.GetOpti
 		then()
 	}
 	return lease, err
+}
+
+// TestIntegrationLeaseOwnedByItsPod: with POD_NAME and POD_UID (the chart
+// sets them), a Lease created or taken over names its replica's Pod as owner,
+// so the garbage collector removes it with the Pod.
+func TestIntegrationLeaseOwnedByItsPod(t *testing.T) {
+	cp := startLeaseControlPlane(t)
+	leases := cp.Kube.CoordinationV1().Leases(leaseNamespace)
+	t.Setenv("POD_NAME", "webhook-abc")
+	t.Setenv("POD_UID", "4f0c6a1e-0000-4000-8000-000000000001")
+	want := []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: "webhook-abc", UID: "4f0c6a1e-0000-4000-8000-000000000001"}}
+	tests := map[string]struct{ before func() }{
+		"created":                        {},
+		"taken over from a dead replica": {before: func() { holdLease(t, cp, "example.com.", "dead-replica", 1); time.Sleep(1100 * time.Millisecond) }},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if tc.before != nil {
+				tc.before()
+			}
+			z := newZoneLeases(cp.Kube.CoordinationV1(), leaseNamespace, (&logBuffer{}).logger())
+			release, err := z.acquire(context.Background(), "example.com.", time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
+			lease, err := leases.Get(context.Background(), leaseName("example.com."), metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(lease.OwnerReferences, want) {
+				t.Errorf("owner references = %+v, want %+v", lease.OwnerReferences, want)
+			}
+		})
+	}
 }
 
 // lateLeases passes Lease calls to the API server, but a Create succeeds on

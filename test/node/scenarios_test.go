@@ -269,11 +269,13 @@ func (c *cluster) uninstall(t *testing.T) {
 		}
 		return nil
 	})
-	leases := c.Kubectl(t, "-n", namespace, "get", "leases", "-l", "app.kubernetes.io/component=exec-zone-lock", "-o", "name")
-	if strings.TrimSpace(leases) != "" {
-		t.Errorf("zone Leases left: %s\n%s", leases,
-			c.Kubectl(t, "-n", namespace, "get", "leases", "-l", "app.kubernetes.io/component=exec-zone-lock", "-o", "yaml"))
-	}
+	// Each zone Lease goes with its Pod, through the garbage collector.
+	waitUntil(t, "no zone Lease", time.Minute, func() error {
+		if leases := c.Kubectl(t, "-n", namespace, "get", "leases", "-l", "app.kubernetes.io/component=exec-zone-lock", "-o", "yaml"); strings.Contains(leases, "kind: Lease") {
+			return fmt.Errorf("zone Leases left:\n%s", leases)
+		}
+		return nil
+	})
 	if out := c.Kubectl(t, "get", "apiservices", "-o", "name"); strings.Contains(out, groupName) {
 		t.Errorf("APIService left: %s", out)
 	}
