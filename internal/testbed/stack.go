@@ -13,6 +13,7 @@ import (
 	cmacme "github.com/cert-manager/cert-manager/pkg/apis/acme/v1"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	cmclient "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -207,7 +208,12 @@ func (s *Stack) WaitChallengeReason(t TB, namespace, want string, timeout time.D
 // DescribeChallenges lists every Challenge with its state and reason.
 func (s *Stack) DescribeChallenges(t TB) string {
 	t.Helper()
-	list, err := s.CP.CM.AcmeV1().Challenges("").List(context.Background(), metav1.ListOptions{})
+	return DescribeChallenges(s.CP.CM)
+}
+
+// DescribeChallenges lists every Challenge cm sees, with its state and reason.
+func DescribeChallenges(cm cmclient.Interface) string {
+	list, err := cm.AcmeV1().Challenges("").List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		return err.Error()
 	}

@@ -342,23 +342,11 @@ func (c *cluster) waitCertificateReady(t *testing.T, ns, name string, timeout ti
 				return nil
 			}
 		}
-		return fmt.Errorf("not Ready; challenges:\n%s", c.describeChallenges())
+		return fmt.Errorf("not Ready; challenges:\n%s", testbed.DescribeChallenges(c.CM))
 	})
 	secret, err := c.Kube.CoreV1().Secrets(ns).Get(context.Background(), name+"-tls", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return strings.Split(secret.Annotations["cert-manager.io/alt-names"], ",")
-}
-
-func (c *cluster) describeChallenges() string {
-	list, err := c.CM.AcmeV1().Challenges("").List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		return err.Error()
-	}
-	var b strings.Builder
-	for _, ch := range list.Items {
-		fmt.Fprintf(&b, "  %s/%s %s presented=%v state=%s reason=%q\n", ch.Namespace, ch.Name, ch.Spec.DNSName, ch.Status.Presented, ch.Status.State, ch.Status.Reason)
-	}
-	return b.String()
 }
