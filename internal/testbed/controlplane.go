@@ -99,21 +99,32 @@ func CertManagerCRDs(t TB) string {
 	return filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds")
 }
 
-// AuditEvent is one Secret access recorded by the API server.
+// AuditEvent is one request as the API server's audit log records it.
 type AuditEvent struct {
-	Verb      string                    `json:"verb"`
-	User      struct{ Username string } `json:"user"`
-	ObjectRef struct {
+	Verb       string                    `json:"verb"`
+	RequestURI string                    `json:"requestURI"`
+	User       struct{ Username string } `json:"user"`
+	ObjectRef  struct {
 		Resource  string `json:"resource"`
 		Namespace string `json:"namespace"`
 		Name      string `json:"name"`
 	} `json:"objectRef"`
+	ResponseStatus struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	} `json:"responseStatus"`
 }
 
 // SecretAccesses returns every access to Secrets the API server has logged.
 func (cp *ControlPlane) SecretAccesses(t TB) []AuditEvent {
 	t.Helper()
-	f, err := os.Open(cp.auditLog)
+	return readAuditLog(t, cp.auditLog, func(e AuditEvent) bool { return e.ObjectRef.Resource == "secrets" })
+}
+
+// readAuditLog returns the events of an audit log file that keep accepts.
+func readAuditLog(t TB, path string, keep func(AuditEvent) bool) []AuditEvent {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
@@ -126,9 +137,12 @@ func (cp *ControlPlane) SecretAccesses(t TB) []AuditEvent {
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatalf("audit log: %v", err)
 		}
-		if e.ObjectRef.Resource == "secrets" {
+		if keep(e) {
 			events = append(events, e)
 		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("audit log: %v", err)
 	}
 	return events
 }

@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -54,7 +53,6 @@ type Node struct {
 	sock      string
 	cgroup    string
 	logDir    string
-	procs     map[string]*Process
 	hostPaths []string
 }
 
@@ -119,7 +117,6 @@ func StartNode(t TB, opts NodeOptions) *Node {
 		bin:    Asset(t, opts.RepoRoot, "node"),
 		cgroup: nodeName,
 		logDir: opts.LogDir,
-		procs:  map[string]*Process{},
 	}
 	n.auditLog = filepath.Join(opts.LogDir, "kube-apiserver-audit.log")
 	n.kubectl = filepath.Join(n.bin, "kubectl")
@@ -418,14 +415,12 @@ nodePortAddresses: [primary]
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 `
 
-// start runs a component and records its PID, so that a later run can stop
-// it if this one is killed.
+// start runs a component. StartProcess stops it when the test ends, after
+// the components started later (the node agents first), and its
+// parent-death signal ends it with a killed test.
 func (n *Node) start(t TB, name, bin string, args ...string) *Process {
 	t.Helper()
-	p := StartProcess(t, n.logDir, name, nil, bin, args...)
-	WriteFile(t, n.Dir, name+".pid", []byte(strconv.Itoa(p.cmd.Process.Pid)))
-	n.procs[name] = p
-	return p
+	return StartProcess(t, n.logDir, name, nil, bin, args...)
 }
 
 func (n *Node) startEtcd(t TB) {
@@ -537,18 +532,13 @@ func (n *Node) waitFor(t TB, what string, timeout time.Duration, p *Process, rea
 	var err error
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 		if p.Exited() {
-			t.Fatalf("%s exited while waiting for %s:\n%s", p.Name, what, tail(p.Log(), 40))
+			t.Fatalf("%s exited while waiting for %s:\n%s", p.Name, what, Tail(p.Log(), 40))
 		}
 		if err = ready(); err == nil {
 			return
 		}
 	}
-	t.Fatalf("waiting for %s: %v after %s; %s log:\n%s", what, err, timeout, p.Name, tail(p.Log(), 40))
-}
-
-func tail(text string, lines int) string {
-	all := strings.Split(strings.TrimRight(text, "\n"), "\n")
-	return strings.Join(all[max(0, len(all)-lines):], "\n")
+	t.Fatalf("waiting for %s: %v after %s; %s log:\n%s", what, err, timeout, p.Name, Tail(p.Log(), 40))
 }
 
 // Kubectl runs kubectl as the cluster admin and returns its output.
@@ -573,56 +563,26 @@ func (n *Node) TryKubectl(args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
-// Audited is one request of a service account in cert-manager's namespace,
-// as kube-apiserver's audit log records it.
-type Audited struct {
-	Verb           string                    `json:"verb"`
-	RequestURI     string                    `json:"requestURI"`
-	User           struct{ Username string } `json:"user"`
-	ResponseStatus struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	} `json:"responseStatus"`
-}
-
-// AuditedRequests returns the requests of user recorded so far.
-func (n *Node) AuditedRequests(t TB, user string) []Audited {
+// AuditedRequests returns the requests of user recorded so far (the audit
+// policy records the service accounts in cert-manager's namespace).
+func (n *Node) AuditedRequests(t TB, user string) []AuditEvent {
 	t.Helper()
-	var out []Audited
-	for _, line := range strings.Split(string(readFile(t, n.auditLog)), "\n") {
-		if line == "" {
-			continue
-		}
-		var e Audited
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("audit log: %v", err)
-		}
-		if e.User.Username == user {
-			out = append(out, e)
-		}
-	}
-	return out
+	return readAuditLog(t, n.auditLog, func(e AuditEvent) bool { return e.User.Username == user })
 }
 
-// teardown stops what StartNode started, in the order that leaves nothing:
-// the node agents (so nothing restarts a container), every container and its
-// shim, containerd, the control plane; then the mounts under Dir, the
-// cgroups, the host paths the node created, and Dir itself. It also cleans up
-// after a run that was killed before its own teardown.
+// teardown removes what the node's components leave when they have stopped
+// (their own cleanups run first, the node agents before containerd and the
+// control plane, so nothing restarts a container): every container and its
+// shim, then the mounts under Dir, the cgroups, the host paths the node
+// created, and Dir itself. It also cleans up after a run that was killed
+// before its own teardown.
 func (n *Node) teardown(t TB) {
 	t.Helper()
 	if _, err := os.Stat(n.Dir); os.IsNotExist(err) {
 		return
 	}
-	for _, name := range []string{"kubelet", "kube-proxy"} {
-		n.stopComponent(name)
-	}
 	n.killContainers()
 	n.removeShimSockets()
-	n.stopComponent("containerd")
-	for _, name := range []string{"kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"} {
-		n.stopComponent(name)
-	}
 	if err := unmountUnder(n.Dir); err != nil {
 		t.Errorf("unmounting the node's directories: %v", err)
 		return
@@ -659,27 +619,6 @@ func (n *Node) teardown(t TB) {
 
 // hostPathsFile lists the paths outside Dir that this node created.
 func (n *Node) hostPathsFile() string { return n.Dir + ".host-paths" }
-
-// stopComponent stops a component this run started, or the one a killed run
-// recorded, if that PID still runs the same program.
-func (n *Node) stopComponent(name string) {
-	if p, ok := n.procs[name]; ok {
-		p.Stop()
-		delete(n.procs, name)
-		return
-	}
-	data, err := os.ReadFile(n.path(name + ".pid"))
-	if err != nil {
-		return
-	}
-	pid, err := strconv.Atoi(string(data))
-	if err != nil {
-		return
-	}
-	if exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil && strings.Contains(exe, name) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-}
 
 // killContainers kills every container process, found in the cgroups
 // below kubelet's cgroupRoot, and every shim, found working in its bundle

@@ -46,9 +46,9 @@ func TestEndToEnd(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, p := range []*testbed.Process{stack.Webhook.Process, stack.CertManager, stack.Pebble.Process} {
-				t.Logf("=== %s log (last 60 lines):\n%s", p.Name, tail(p.Log(), 60))
+				t.Logf("=== %s log (last 60 lines):\n%s", p.Name, testbed.Tail(p.Log(), 60))
 			}
-			t.Logf("=== named log:\n%s", tail(stack.BIND.Log(), 40))
+			t.Logf("=== named log:\n%s", testbed.Tail(stack.BIND.Log(), 40))
 		}
 	})
 
@@ -176,29 +176,16 @@ func checkMetrics(t *testing.T, stack *testbed.Stack) {
 		`cert_manager_webhook_exec_config_reloads_total{result="success"}`,
 		`cert_manager_webhook_exec_config_last_reload_successful`,
 	} {
-		if v := metricValue(metrics, series); v < 1 {
+		if v := testbed.MetricValue(metrics, series); v < 1 {
 			t.Errorf("%s = %v, want at least 1", series, v)
 		}
 	}
-	if v := metricValue(metrics, "cert_manager_webhook_exec_program_runs_in_flight"); v != 0 {
+	if v := testbed.MetricValue(metrics, "cert_manager_webhook_exec_program_runs_in_flight"); v != 0 {
 		t.Errorf("runs in flight = %v after all runs ended", v)
 	}
 	if strings.Contains(metrics, stack.BIND.KeySecret) {
 		t.Error("the TSIG secret appears in the metrics")
 	}
-}
-
-// metricValue returns the value of one series in Prometheus text format, or -1.
-func metricValue(text, series string) float64 {
-	for _, line := range strings.Split(text, "\n") {
-		if rest, ok := strings.CutPrefix(line, series+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err == nil {
-				return v
-			}
-		}
-	}
-	return -1
 }
 
 func readConfigTemplate(t testing.TB, root string) string {
@@ -208,12 +195,4 @@ func readConfigTemplate(t testing.TB, root string) string {
 		t.Fatal(err)
 	}
 	return string(data)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

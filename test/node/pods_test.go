@@ -5,7 +5,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -92,19 +91,6 @@ func (c *cluster) scrape(t *testing.T, serviceAccount string) (string, bool) {
 		namespace: "monitoring", name: fmt.Sprintf("scrape-%d", c.scrapes), serviceAccount: serviceAccount,
 		command: []string{"/bin/sh", "-c", `curl -sS -k --fail-with-body -H "Authorization: Bearer $(cat /var/run/secrets/kubernetes.io/serviceaccount/token)" https://` + svc.Spec.ClusterIP + `/metrics`},
 	})
-}
-
-// metricValue returns the value of one series in Prometheus text format, or -1.
-func metricValue(text, series string) float64 {
-	for _, line := range strings.Split(text, "\n") {
-		if rest, ok := strings.CutPrefix(line, series+" "); ok {
-			var v float64
-			if _, err := fmt.Sscan(rest, &v); err == nil {
-				return v
-			}
-		}
-	}
-	return -1
 }
 
 // webhookPods returns the webhook's Pods, by the chart's selector labels,

@@ -29,7 +29,7 @@ func (c *cluster) rawClusterIssuer(t *testing.T) {
 	t.Logf("ClusterIssuer (RAW mode) -> Certificate Ready in %s, names %v", time.Since(start).Round(100*time.Millisecond), names)
 	c.waitNoTXT(t, "_acme-challenge.raw.example.com")
 	// RAW mode read the ClusterIssuer's ACME account key with the chart's grant.
-	if !slices.ContainsFunc(c.AuditedRequests(t, webhookUser), func(e testbed.Audited) bool {
+	if !slices.ContainsFunc(c.AuditedRequests(t, webhookUser), func(e testbed.AuditEvent) bool {
 		return e.Verb == "get" && strings.HasSuffix(e.RequestURI, "/namespaces/cert-manager/secrets/pebble-raw-account") && e.ResponseStatus.Code == 200
 	}) {
 		t.Error("the webhook never read the ClusterIssuer's account key Secret in cert-manager's namespace")
@@ -69,10 +69,10 @@ func (c *cluster) upgradeAddsProgram(t *testing.T) {
 		if !ok {
 			return fmt.Errorf("scrape failed: %s", metrics)
 		}
-		if v := metricValue(metrics, "cert_manager_webhook_exec_config_last_reload_successful"); v != 0 {
+		if v := testbed.MetricValue(metrics, "cert_manager_webhook_exec_config_last_reload_successful"); v != 0 {
 			return fmt.Errorf("config_last_reload_successful = %v", v)
 		}
-		if v := metricValue(metrics, `cert_manager_webhook_exec_config_reloads_total{result="invalid"}`); v < 1 {
+		if v := testbed.MetricValue(metrics, `cert_manager_webhook_exec_config_reloads_total{result="invalid"}`); v < 1 {
 			return fmt.Errorf(`config_reloads_total{result="invalid"} = %v`, v)
 		}
 		return nil
@@ -83,7 +83,7 @@ func (c *cluster) upgradeAddsProgram(t *testing.T) {
 	for _, pod := range c.webhookPods(t) {
 		logs := c.Kubectl(t, "-n", namespace, "logs", pod.Name)
 		if !strings.Contains(logs, "programz") {
-			t.Errorf("the log of %s does not name the unknown key:\n%s", pod.Name, tail(logs, 20))
+			t.Errorf("the log of %s does not name the unknown key:\n%s", pod.Name, testbed.Tail(logs, 20))
 		}
 	}
 	// Fixed, it is loaded again.
@@ -97,7 +97,7 @@ func (c *cluster) upgradeAddsProgram(t *testing.T) {
 	}
 	waitUntil(t, "the metrics to show a good reload", 2*time.Minute, func() error {
 		metrics, _ := c.scrape(t, "prometheus")
-		if v := metricValue(metrics, "cert_manager_webhook_exec_config_last_reload_successful"); v != 1 {
+		if v := testbed.MetricValue(metrics, "cert_manager_webhook_exec_config_last_reload_successful"); v != 1 {
 			return fmt.Errorf("config_last_reload_successful = %v", v)
 		}
 		return nil
@@ -128,7 +128,7 @@ func (c *cluster) metricsThroughAPIServer(t *testing.T) {
 		`cert_manager_webhook_exec_program_runs_total{action="present",outcome="success",program="nsupdate-team-b"}`,
 		`cert_manager_webhook_exec_config_reloads_total{result="success"}`,
 	} {
-		if v := metricValue(metrics, series); v < 1 {
+		if v := testbed.MetricValue(metrics, series); v < 1 {
 			t.Errorf("%s = %v, want at least 1", series, v)
 		}
 	}
@@ -292,8 +292,3 @@ func (c *cluster) waitNoTXT(t *testing.T, name string) {
 }
 
 func (c *cluster) chart() string { return filepath.Join(c.root, "charts", "cert-manager-webhook-exec") }
-
-func tail(text string, lines int) string {
-	all := strings.Split(strings.TrimRight(text, "\n"), "\n")
-	return strings.Join(all[max(0, len(all)-lines):], "\n")
-}
