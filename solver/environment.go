@@ -1,7 +1,6 @@
 package solver
 
 import (
-	"cmp"
 	"slices"
 	"strings"
 )
@@ -154,10 +153,12 @@ type runContext struct {
 	ResourceNamespace string
 }
 
-// environment is a program's environment and the values to hide from output.
+// environment is a program's environment and the values to hide from its
+// output: the admin's and the tenant's, masked in that order (see redactor).
 type environment struct {
-	vars    []string
-	secrets []string
+	vars          []string
+	adminSecrets  []string
+	tenantSecrets []string
 }
 
 // buildEnvironment assembles the documented, minimal environment of one run:
@@ -167,7 +168,7 @@ type environment struct {
 // rejects overlapping names.
 func buildEnvironment(p *Program, ctx runContext, fromSecrets map[string]string, environ []string) environment {
 	vars := map[string]string{"PATH": defaultPATH}
-	var secrets []string
+	var adminSecrets, tenantSecrets []string
 	if p.passAllEnv {
 		for _, kv := range environ {
 			name, value, ok := strings.Cut(kv, "=")
@@ -176,14 +177,14 @@ func buildEnvironment(p *Program, ctx runContext, fromSecrets map[string]string,
 			}
 			vars[name] = value
 			if !nonSecretPassEnv(name) {
-				secrets = append(secrets, value)
+				adminSecrets = append(adminSecrets, value)
 			}
 		}
 	}
 	for _, name := range p.PassEnv {
 		if value, ok := lookupEnv(environ, name); ok {
 			vars[name] = value
-			secrets = append(secrets, value)
+			adminSecrets = append(adminSecrets, value)
 		}
 	}
 	for name, value := range p.Env {
@@ -191,7 +192,7 @@ func buildEnvironment(p *Program, ctx runContext, fromSecrets map[string]string,
 	}
 	for name, value := range fromSecrets {
 		vars[name] = value
-		secrets = append(secrets, value)
+		tenantSecrets = append(tenantSecrets, value)
 	}
 	vars[EnvAction] = string(ctx.Action)
 	vars[EnvProgram] = p.Name
@@ -200,7 +201,7 @@ func buildEnvironment(p *Program, ctx runContext, fromSecrets map[string]string,
 	vars[EnvResolvedZone] = ctx.ResolvedZone
 	vars[EnvResourceNamespace] = ctx.ResourceNamespace
 
-	env := environment{vars: make([]string, 0, len(vars)), secrets: secrets}
+	env := environment{vars: make([]string, 0, len(vars)), adminSecrets: adminSecrets, tenantSecrets: tenantSecrets}
 	for name, value := range vars {
 		env.vars = append(env.vars, name+"="+value)
 	}
@@ -223,99 +224,4 @@ func lookupEnv(environ []string, name string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// redactor hides secret values in text. It replaces the union of every
-// occurrence of every value, overlapping ones included: with leftmost-first
-// replacement a tenant's value that starts just before an admin's value in
-// the output would be replaced alone and leave the admin's value visible.
-type redactor struct {
-	// values are the trimmed secret values and their lines, each at least
-	// minSecretLength long.
-	values []string
-	// longest is the length of the longest value.
-	longest int
-}
-
-func newRedactor(secrets []string) redactor {
-	var r redactor
-	seen := map[string]bool{}
-	add := func(s string) {
-		// Trimmed: a Secret created from a file often ends in a newline
-		// (cert-manager#1385) that the program's output does not repeat.
-		s = strings.TrimSpace(s)
-		if len(s) < minSecretLength || seen[s] {
-			return
-		}
-		seen[s] = true
-		r.values = append(r.values, s)
-		r.longest = max(r.longest, len(s))
-	}
-	for _, s := range secrets {
-		add(s)
-		// Output is redacted line by line, so a multi-line value shows up a line at a time.
-		for line := range strings.Lines(s) {
-			add(line)
-		}
-	}
-	return r
-}
-
-// redact replaces each stretch of s that secret values cover with [REDACTED].
-func (r redactor) redact(s string) string {
-	if len(r.values) == 0 {
-		return s
-	}
-	out, _ := r.redactPrefix(s, len(s))
-	return out
-}
-
-// redactPrefix redacts s and returns its first keep bytes; a redacted stretch
-// that reaches past keep is replaced whole. It also returns how many bytes of
-// s the result stands for.
-func (r redactor) redactPrefix(s string, keep int) (string, int) {
-	var b strings.Builder
-	pos := 0
-	for _, sp := range r.covered(s) {
-		if sp.start >= keep {
-			break
-		}
-		b.WriteString(s[pos:sp.start])
-		b.WriteString("[REDACTED]")
-		pos = sp.end
-	}
-	if pos < keep {
-		b.WriteString(s[pos:keep])
-		pos = keep
-	}
-	return b.String(), pos
-}
-
-// span is the byte range [start, end) of a string.
-type span struct{ start, end int }
-
-// covered returns the stretches of s that secret values cover, in order,
-// overlapping occurrences merged into one.
-func (r redactor) covered(s string) []span {
-	var found []span
-	for _, v := range r.values {
-		for i := 0; ; {
-			j := strings.Index(s[i:], v)
-			if j < 0 {
-				break
-			}
-			found = append(found, span{i + j, i + j + len(v)})
-			i += j + 1
-		}
-	}
-	slices.SortFunc(found, func(a, b span) int { return cmp.Compare(a.start, b.start) })
-	merged := found[:0]
-	for _, sp := range found {
-		if n := len(merged); n > 0 && sp.start < merged[n-1].end {
-			merged[n-1].end = max(merged[n-1].end, sp.end)
-			continue
-		}
-		merged = append(merged, sp)
-	}
-	return merged
 }

@@ -97,7 +97,7 @@ func (e *RunError) Unwrap() error { return e.StartErr }
 // the program itself has exited; then every other process the run left is
 // killed too (see containment.go), so no descendant outlives the run.
 func runProgram(ctx context.Context, inv invocation) (runResult, error) {
-	redact := newRedactor(inv.env.secrets)
+	redact := newRedactor(inv.env.adminSecrets, inv.env.tenantSecrets)
 	start := time.Now()
 	res := runResult{}
 	runErr := &RunError{Program: inv.program.Name, Action: inv.action}
