@@ -7,7 +7,7 @@
 #   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook process on loopback
 #   make test-assets   build etcd, kube-apiserver and kubectl into the cache and print their paths
 #   make lint          go vet, gofmt and golangci-lint (gosec among others)
-#   make bench         benchmarks with ratios: solver vs bare exec (one run and 60 concurrent), the webhook process via
+#   make bench         benchmarks with ratios: solver vs bare exec (one run and 60 concurrent), memory of a flooding run, the webhook process via
 #                      kube-apiserver, its idle RSS vs a do-nothing solver on the same framework
 #   make fuzz          fuzz the config parsers and request validation briefly (FUZZTIME=20000x each)
 #   make deploy-manifests  regenerate deploy/ and the chart's golden renders from the chart
@@ -141,6 +141,7 @@ bench:
 	@hack/require-tools.sh
 	$(GO) test -run '^$$' -bench PresentOverhead -benchtime 500x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
 	$(GO) test -run '^$$' -bench 60ConcurrentPresents -benchtime 5x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
+	$(GO) test -run '^$$' -bench OutputFlood -benchtime 3x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
 	@eval "$$(hack/test-assets.sh)"; \
 	$(GO) test -tags integration -run '^$$' -bench ZoneLease -benchtime 100x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
 	@eval "$$(hack/test-assets.sh)"; \

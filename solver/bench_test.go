@@ -1,6 +1,7 @@
 package solver
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
+	"github.com/go-logr/logr"
 )
 
 // BenchmarkPresentOverhead compares a Present of /bin/true through the solver
@@ -122,4 +124,22 @@ func memoryBackedDir(b *testing.B) string {
 	}
 	b.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return dir
+}
+
+// BenchmarkOutputFlood reports what capturing one run's output allocates
+// (B/op) when the program writes 5 MB of empty lines, or 20,000 short lines
+// and a 1 MB line; the capture keeps at most maxOutputLines lines and
+// maxOutputBytes bytes of each stream whatever the line lengths.
+func BenchmarkOutputFlood(b *testing.B) {
+	for name, program := range map[string]string{"empty-lines": "blank-flood.sh", "long-lines": "flood.sh"} {
+		b.Run(name, func(b *testing.B) {
+			p := &Program{Name: "flood", Path: testProgram(b, program)}
+			inv := invocation{program: p, action: ActionPresent, args: []string{"present"}, env: buildEnvironment(p, runContext{Action: ActionPresent}, nil, nil), runsDir: b.TempDir(), log: logr.Discard()}
+			b.ReportAllocs()
+			for b.Loop() {
+				res, _ := runProgram(context.Background(), inv)
+				b.ReportMetric(float64(len(res.Stdout)), "kept-lines")
+			}
+		})
+	}
 }

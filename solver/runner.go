@@ -27,8 +27,10 @@ const (
 	drainGrace = 200 * time.Millisecond
 	// maxLineBytes truncates a single output line.
 	maxLineBytes = 4 << 10
-	// maxOutputBytes is how much of each stream is kept and logged; the rest is counted.
+	// maxOutputBytes and maxOutputLines bound how much of each stream is kept
+	// and logged, whichever is reached first; the rest is counted.
 	maxOutputBytes = 64 << 10
+	maxOutputLines = 1000
 	// tailLines and maxTailBytes shape the output quoted in an error.
 	tailLines    = 3
 	maxTailBytes = 400
@@ -285,14 +287,22 @@ func closeAll(files ...*os.File) {
 }
 
 // streamCapture reads one output stream line by line: each line is redacted,
-// logged and kept, up to the bounds; what is beyond them is counted.
+// logged and kept, up to the bounds; what is beyond them is counted, never
+// held, and one closing mark says how much that was.
 type streamCapture struct {
-	name    string
-	redact  redactor
-	log     logr.Logger
-	lines   []string
-	kept    int
+	name   string
+	redact redactor
+	log    logr.Logger
+	lines  []string
+	// kept counts the bytes kept, each line's newline included, so that
+	// empty lines count too.
+	kept int
+	// dropped counts every byte not kept: cut off long lines and whole lines
+	// past the bounds.
 	dropped int
+	// droppedLines and droppedLineBytes count the whole lines past the bounds.
+	droppedLines     int
+	droppedLineBytes int
 }
 
 func (s *streamCapture) consume(r io.Reader) {
@@ -300,18 +310,37 @@ func (s *streamCapture) consume(r io.Reader) {
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if len(chunk) > 0 {
-			line := strings.TrimRight(string(chunk), "\r\n")
-			extra := 0
-			if errors.Is(err, bufio.ErrBufferFull) {
-				extra = s.discardLine(br)
+			longLine := errors.Is(err, bufio.ErrBufferFull)
+			if longLine {
 				err = nil
 			}
-			s.add(line, extra)
+			if s.full() {
+				n := len(chunk)
+				if longLine {
+					n += s.discardLine(br)
+				}
+				s.droppedLines++
+				s.droppedLineBytes += n
+				s.dropped += n
+			} else {
+				line := strings.TrimRight(string(chunk), "\r\n")
+				extra := 0
+				if longLine {
+					extra = s.discardLine(br)
+				}
+				s.add(line, extra)
+			}
 		}
 		if err != nil {
+			s.markDropped()
 			return
 		}
 	}
+}
+
+// full reports whether the stream's bounds are reached.
+func (s *streamCapture) full() bool {
+	return s.kept >= maxOutputBytes || len(s.lines) >= maxOutputLines
 }
 
 // discardLine skips the rest of an over-long line and returns its length.
@@ -327,10 +356,6 @@ func (s *streamCapture) discardLine(br *bufio.Reader) int {
 }
 
 func (s *streamCapture) add(line string, extra int) {
-	if s.kept >= maxOutputBytes {
-		s.dropped += len(line) + extra
-		return
-	}
 	if extra > 0 {
 		// The line goes on past what was read, so a secret may straddle the
 		// end with only its start visible: drop as much as the longest
@@ -345,11 +370,20 @@ func (s *streamCapture) add(line string, extra int) {
 		line += fmt.Sprintf(" [line truncated, %d more bytes]", extra)
 		s.dropped += extra
 	}
-	s.kept += len(line)
+	s.keep(line)
+}
+
+func (s *streamCapture) keep(line string) {
+	s.kept += len(line) + 1
 	s.lines = append(s.lines, line)
 	s.log.V(1).Info("program output", "stream", s.name, "line", line)
-	if s.kept >= maxOutputBytes {
-		s.lines = append(s.lines, "[output truncated]")
+}
+
+// markDropped closes a stream that went past its bounds with the count of
+// what was not kept.
+func (s *streamCapture) markDropped() {
+	if s.droppedLines > 0 {
+		s.keep(fmt.Sprintf("[output truncated: %d more lines, %d bytes, not kept]", s.droppedLines, s.droppedLineBytes))
 	}
 }
 

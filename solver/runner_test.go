@@ -149,11 +149,39 @@ func TestRunOutputBounded(t *testing.T) {
 	if kept > maxOutputBytes+maxLineBytes+100 {
 		t.Errorf("kept %d bytes of stdout, bound is %d", kept, maxOutputBytes)
 	}
-	if last := res.Stdout[len(res.Stdout)-1]; last != "[output truncated]" {
-		t.Errorf("last kept line = %q, want the truncation mark", last)
+	droppedBytes := len(strings.Repeat("x", 1000000)) + 1
+	for i := maxOutputLines; i < 20000; i++ {
+		droppedBytes += len(fmt.Sprintf("line %d of a flood of output\n", i))
+	}
+	wantMark := fmt.Sprintf("[output truncated: %d more lines, %d bytes, not kept]", 20000-maxOutputLines+1, droppedBytes)
+	if last := res.Stdout[len(res.Stdout)-1]; last != wantMark {
+		t.Errorf("last kept line = %q, want %q", last, wantMark)
 	}
 	if res.Truncated < 1000000 {
 		t.Errorf("truncated = %d bytes, want more than the 1 MB line", res.Truncated)
+	}
+}
+
+// TestRunOutputBoundedInLines is 5 MB of empty lines: each adds nothing to a
+// byte count, so only a bound on lines keeps what is held and logged small.
+func TestRunOutputBoundedInLines(t *testing.T) {
+	logs := &logBuffer{}
+	inv := testInvocation(t, "blank-flood.sh", nil)
+	inv.log = logs.logger()
+	res, err := runProgram(context.Background(), inv)
+	want := `program "blank-flood" present exited with status 1: last words`
+	if errString(err) != want {
+		t.Fatalf("error = %q, want %q", errString(err), want)
+	}
+	if len(res.Stdout) != maxOutputLines+1 {
+		t.Errorf("kept %d lines of stdout, want %d and the mark", len(res.Stdout), maxOutputLines)
+	}
+	wantMark := fmt.Sprintf("[output truncated: %d more lines, %d bytes, not kept]", 5000000-maxOutputLines, 5000000-maxOutputLines)
+	if last := res.Stdout[len(res.Stdout)-1]; last != wantMark {
+		t.Errorf("last kept line = %q, want %q", last, wantMark)
+	}
+	if logged := strings.Count(logs.String(), `"stream"="stdout"`); logged != maxOutputLines+1 {
+		t.Errorf("logged %d lines of stdout, want %d and the mark", logged, maxOutputLines)
 	}
 }
 
