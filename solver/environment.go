@@ -1,6 +1,7 @@
 package solver
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -19,6 +20,43 @@ const (
 
 // defaultPATH is the programs' PATH unless the program's env sets one.
 const defaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Linux's limits on what execve(2) takes (include/uapi/linux/binfmts.h).
+const (
+	// maxEnvString is MAX_ARG_STRLEN: one "NAME=value" string, its NUL included.
+	maxEnvString = 32 * 4096
+	// maxExecBytes bounds a run's arguments and environment together. Linux
+	// allows a quarter of the stack limit (2 MiB under the usual 8 MiB); a run
+	// needs far less, and a bound inside Linux's keeps the refusal ours.
+	maxExecBytes = 1 << 20
+)
+
+// maxEnvValue is the longest value a variable called name can carry.
+func maxEnvValue(name string) int { return maxEnvString - len(name) - 2 }
+
+// checkExecSize refuses arguments and variables that execve would refuse
+// (E2BIG, "argument list too long"), naming the variable and the limit.
+func checkExecSize(args, vars []string) error {
+	total := 0
+	largest, largestName := 0, ""
+	for _, kv := range vars {
+		name, value, _ := strings.Cut(kv, "=")
+		if limit := maxEnvValue(name); len(value) > limit {
+			return fmt.Errorf("variable %s is %d bytes; an environment variable holds at most %d bytes besides its name (Linux's MAX_ARG_STRLEN, 128 KiB)", name, len(value), limit)
+		}
+		if len(value) > largest {
+			largest, largestName = len(value), name
+		}
+		total += len(kv) + 1
+	}
+	for _, arg := range args {
+		total += len(arg) + 1
+	}
+	if total > maxExecBytes {
+		return fmt.Errorf("its arguments and environment take %d bytes, more than the %d a run may have (the largest variable is %s, %d bytes)", total, maxExecBytes, largestName, largest)
+	}
+	return nil
+}
 
 // minSecretLength is the shortest value redacted from output: redacting one to
 // three characters would garble every line and protects nothing.

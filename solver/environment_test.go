@@ -99,3 +99,25 @@ func TestForbiddenIssuerEnv(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckExecSize(t *testing.T) {
+	big := strings.Repeat("v", maxEnvValue("API_TOKEN"))
+	tests := map[string]struct {
+		args, vars []string
+		wantErr    string
+	}{
+		"ordinary": {args: []string{"present", "_acme-challenge.example.com.", "value"}, vars: []string{"PATH=/bin", "API_TOKEN=abc"}},
+		"one variable at Linux's limit": {vars: []string{"API_TOKEN=" + big}},
+		"one variable a byte over": {vars: []string{"API_TOKEN=" + big + "v"},
+			wantErr: "variable API_TOKEN is 131062 bytes; an environment variable holds at most 131061 bytes besides its name (Linux's MAX_ARG_STRLEN, 128 KiB)"},
+		"each within, together over": {args: []string{"present"}, vars: slices.Repeat([]string{"API_TOKEN=" + big}, 9),
+			wantErr: "its arguments and environment take 1179656 bytes, more than the 1048576 a run may have (the largest variable is API_TOKEN, 131061 bytes)"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := errString(checkExecSize(tc.args, tc.vars)); got != tc.wantErr {
+				t.Errorf("error = %q, want %q", got, tc.wantErr)
+			}
+		})
+	}
+}

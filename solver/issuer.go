@@ -134,6 +134,10 @@ func readSecretEnv(ctx context.Context, kube kubernetes.Interface, namespace str
 		if !ok {
 			return nil, fmt.Errorf("env %s: Secret %s/%s has no key %q", name, namespace, ref.Name, ref.Key)
 		}
+		if limit := maxEnvValue(name); len(value) > limit {
+			return nil, fmt.Errorf("env %s: Secret %s/%s key %q holds %d bytes; an environment variable holds at most %d bytes besides its name %s (Linux's MAX_ARG_STRLEN, 128 KiB)",
+				name, namespace, ref.Name, ref.Key, len(value), limit, name)
+		}
 		values[name] = string(value)
 	}
 	return values, nil

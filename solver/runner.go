@@ -104,6 +104,10 @@ func runProgram(ctx context.Context, inv invocation) (runResult, error) {
 	res := runResult{}
 	runErr := &RunError{Program: inv.program.Name, Action: inv.action}
 
+	if err := checkExecSize(inv.args, inv.env.vars); err != nil {
+		runErr.StartErr = err
+		return res, runErr
+	}
 	if err := descendants.setup(); err != nil {
 		runErr.StartErr = err
 		return res, runErr

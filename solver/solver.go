@@ -266,29 +266,22 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 		}
 	}
 
-	fromSecrets, err := readSecretEnv(ctx, st.cluster.kube, req.ResourceNamespace, ic.Env)
-	if err != nil {
-		return err
-	}
 	ch, err := challengeArgsFor(ctx, st.cluster, p, req, fqdn)
 	if err != nil {
 		return err
 	}
-	env := buildEnvironment(p, runContext{
+	release, err := s.lockZone(ctx, st, p, zoneOf(req.ResolvedZone, fqdn))
+	if err != nil {
+		return err
+	}
+	rc := runContext{
 		Action:            action,
 		DNSName:           req.DNSName,
 		ResolvedFQDN:      fqdn,
 		ResolvedZone:      req.ResolvedZone,
 		ResourceNamespace: req.ResourceNamespace,
-	}, fromSecrets, s.environ())
-
-	release, err := s.lockZone(ctx, st, p, zoneOf(req.ResolvedZone, fqdn))
-	if err != nil {
-		return err
 	}
-	runCtx, cancel := context.WithTimeout(ctx, p.Timeout)
-	_, err = s.run(runCtx, invocation{program: p, action: action, args: programArgs(p.Mode, action, ch), env: env, runsDir: s.runsDir, log: log})
-	cancel()
+	err = s.runWithSecrets(ctx, st, p, ic.Env, rc, programArgs(p.Mode, action, ch), log)
 	release()
 	if err != nil {
 		return err
@@ -304,6 +297,21 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 	now := time.Now()
 	s.presented.add(presentedKey, now, settings.Timeout)
 	return s.awaitPropagation(ctx, settings, p, fqdn, req.Key, presentedKey, now, log)
+}
+
+// runWithSecrets reads the Issuer's Secret values and runs the program with
+// them. It is called once the run may start: a request waiting for its zone
+// or a run slot holds no Secret values, however many wait.
+func (s *Solver) runWithSecrets(ctx context.Context, st *state, p *Program, fromIssuer map[string]EnvSource, rc runContext, args []string, log logr.Logger) error {
+	fromSecrets, err := readSecretEnv(ctx, st.cluster.kube, rc.ResourceNamespace, fromIssuer)
+	if err != nil {
+		return err
+	}
+	env := buildEnvironment(p, rc, fromSecrets, s.environ())
+	runCtx, cancel := context.WithTimeout(ctx, p.Timeout)
+	defer cancel()
+	_, err = s.run(runCtx, invocation{program: p, action: rc.Action, args: args, env: env, runsDir: s.runsDir, log: log})
+	return err
 }
 
 // authorize finds the program the request's Issuer chose and checks that its
