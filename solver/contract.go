@@ -1,6 +1,7 @@
 package solver
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -104,6 +105,29 @@ func validateValue(value string) error {
 	for _, r := range value {
 		if !isAlphanumeric(r) && !strings.ContainsRune("-_+/=", r) {
 			return fmt.Errorf("key contains %q; a DNS-01 key is base64url", r)
+		}
+	}
+	return nil
+}
+
+// maxTokenLength bounds a RAW-mode ACME token. RFC 8555 section 8.1 asks for
+// at least 128 bits of entropy (22 base64url characters); CAs send 43.
+const maxTokenLength = 256
+
+// validateToken checks a RAW-mode token before it becomes an argument. The
+// ACME server chose it and cert-manager copied it unchecked, and a tenant's
+// Issuer may name an ACME server the tenant runs; the key check cannot catch
+// a hostile token, as cert-manager computed the key from that same token.
+func validateToken(token string) error {
+	if token == "" {
+		return errors.New("is empty")
+	}
+	if len(token) > maxTokenLength {
+		return fmt.Errorf("is %d characters; an ACME token has at most %d", len(token), maxTokenLength)
+	}
+	for _, r := range token {
+		if !isAlphanumeric(r) && r != '-' && r != '_' {
+			return fmt.Errorf("contains %q; an ACME token is base64url (RFC 8555 section 8.1)", r)
 		}
 	}
 	return nil

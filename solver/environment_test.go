@@ -106,7 +106,7 @@ func TestCheckExecSize(t *testing.T) {
 		args, vars []string
 		wantErr    string
 	}{
-		"ordinary": {args: []string{"present", "_acme-challenge.example.com.", "value"}, vars: []string{"PATH=/bin", "API_TOKEN=abc"}},
+		"ordinary":                      {args: []string{"present", "_acme-challenge.example.com.", "value"}, vars: []string{"PATH=/bin", "API_TOKEN=abc"}},
 		"one variable at Linux's limit": {vars: []string{"API_TOKEN=" + big}},
 		"one variable a byte over": {vars: []string{"API_TOKEN=" + big + "v"},
 			wantErr: "variable API_TOKEN is 131062 bytes; an environment variable holds at most 131061 bytes besides its name (Linux's MAX_ARG_STRLEN, 128 KiB)"},

@@ -100,6 +100,9 @@ func isNamespacedIssuer(kind string) bool {
 }
 
 func (f *challengeFinder) credentialsFor(ctx context.Context, ch *cmacme.Challenge, resourceNamespace string) (rawCredentials, error) {
+	if err := validateToken(ch.Spec.Token); err != nil {
+		return rawCredentials{}, fmt.Errorf("RAW mode: the token of Challenge %s/%s %w; refusing to run the program", ch.Namespace, ch.Name, err)
+	}
 	ref := ch.Spec.IssuerRef
 	if ref.Group != "" && ref.Group != "cert-manager.io" {
 		return rawCredentials{}, fmt.Errorf("RAW mode: Challenge %s/%s belongs to issuer group %q, not an ACME issuer of cert-manager.io", ch.Namespace, ch.Name, ref.Group)

@@ -98,3 +98,24 @@ func TestKeyAuthorizationBadKey(t *testing.T) {
 		t.Errorf("error = %q, want %q", errString(err), want)
 	}
 }
+
+func TestValidateToken(t *testing.T) {
+	tests := map[string]string{
+		"evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA": "",
+		"-starts-with-dash":                           "",
+		strings.Repeat("a", maxTokenLength):           "",
+		"":                                            "is empty",
+		strings.Repeat("a", maxTokenLength+1):         "is 257 characters; an ACME token has at most 256",
+		"tok\n$(id)":                                  `contains '\n'; an ACME token is base64url (RFC 8555 section 8.1)`,
+		"tok`id`":                                     "contains '`'; an ACME token is base64url (RFC 8555 section 8.1)",
+		"tok en":                                      "contains ' '; an ACME token is base64url (RFC 8555 section 8.1)",
+		"padded=":                                     "contains '='; an ACME token is base64url (RFC 8555 section 8.1)",
+		"tok.en":                                      "contains '.'; an ACME token is base64url (RFC 8555 section 8.1)",
+		"tökén":                                       "contains 'ö'; an ACME token is base64url (RFC 8555 section 8.1)",
+	}
+	for token, want := range tests {
+		if got := errString(validateToken(token)); got != want {
+			t.Errorf("validateToken(%q) = %q, want %q", token, got, want)
+		}
+	}
+}

@@ -146,6 +146,11 @@ func TestRawModeOnAPIServer(t *testing.T) {
 	create(t, cp.CM.AcmeV1().Challenges("team-b").Create, challenge("team-b", "wild", "example.org", tokenC, accountCluster.record(t, tokenC), true, clusterRef))
 	// A Challenge whose key was made with another account than its issuer's.
 	create(t, cp.CM.AcmeV1().Challenges("team-a").Create, challenge("team-a", "foreign", "foreign.example.com", tokenForeign, decoy.record(t, tokenForeign), false, issuerRef))
+	// Tokens chosen by an ACME server the tenant runs: cert-manager copies
+	// them, and computes the key from them, so the key check passes.
+	hostileToken, longToken := "tok\n$(id);`id`&x=\"'", strings.Repeat("a", 257)
+	create(t, cp.CM.AcmeV1().Challenges("team-a").Create, challenge("team-a", "hostile", "hostile.example.com", hostileToken, accountA.record(t, hostileToken), false, issuerRef))
+	create(t, cp.CM.AcmeV1().Challenges("team-a").Create, challenge("team-a", "long", "long.example.com", longToken, accountA.record(t, longToken), false, issuerRef))
 
 	argvLog := filepath.Join(t.TempDir(), "argv")
 	cfgFile := filepath.Join(t.TempDir(), "config.yaml")
@@ -191,6 +196,10 @@ programs:
 			"RAW mode: no DNS-01 Challenge for app.example.com with this key was found yet; cert-manager will retry"},
 		{"key from another account", req("team-a", "foreign.example.com", decoy.record(t, tokenForeign)), nil,
 			"RAW mode: the key authorization recovered for foreign.example.com does not match the requested key; refusing to run the program"},
+		{"token with shell syntax from the tenant's ACME server", req("team-a", "hostile.example.com", accountA.record(t, hostileToken)), nil,
+			`RAW mode: the token of Challenge team-a/hostile contains '\n'; an ACME token is base64url (RFC 8555 section 8.1); refusing to run the program`},
+		{"token too long to be one", req("team-a", "long.example.com", accountA.record(t, longToken)), nil,
+			"RAW mode: the token of Challenge team-a/long is 257 characters; an ACME token has at most 256; refusing to run the program"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
