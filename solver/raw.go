@@ -27,6 +27,31 @@ const challengeKeyIndex = "spec.key"
 // defaultAccountKeySecretKey is cert-manager's default key in privateKeySecretRef.
 const defaultAccountKeySecretKey = "tls.key"
 
+// challengeLookupFields keeps of a Challenge only what find and credentialsFor read.
+// It builds a new Challenge rather than clearing fields in place (client-go
+// allows either), so a field cert-manager adds to Challenges later is not cached.
+func challengeLookupFields(obj any) (any, error) {
+	ch, ok := obj.(*cmacme.Challenge)
+	if !ok {
+		return obj, nil
+	}
+	return &cmacme.Challenge{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            ch.Name,
+			Namespace:       ch.Namespace,
+			UID:             ch.UID,
+			ResourceVersion: ch.ResourceVersion,
+		},
+		Spec: cmacme.ChallengeSpec{
+			Type:      ch.Spec.Type,
+			DNSName:   ch.Spec.DNSName,
+			Key:       ch.Spec.Key,
+			Token:     ch.Spec.Token,
+			IssuerRef: ch.Spec.IssuerRef,
+		},
+	}, nil
+}
+
 // rawCredentials are RAW mode's extra arguments.
 type rawCredentials struct {
 	Token   string
@@ -45,6 +70,11 @@ type challengeFinder struct {
 func newChallengeFinder(cm cmclient.Interface, kube kubernetes.Interface, log logr.Logger, stop <-chan struct{}) (*challengeFinder, error) {
 	factory := cminformers.NewSharedInformerFactory(cm, 0)
 	informer := factory.Acme().V1().Challenges().Informer()
+	// The informer caches every Challenge of the cluster; most of each one
+	// (managedFields, the issuer's solver block, status) is never read.
+	if err := informer.SetTransform(challengeLookupFields); err != nil {
+		return nil, err
+	}
 	if err := informer.AddIndexers(cache.Indexers{challengeKeyIndex: func(obj any) ([]string, error) {
 		ch, ok := obj.(*cmacme.Challenge)
 		if !ok {
