@@ -8,7 +8,8 @@
 #   make test-assets   build etcd, kube-apiserver and kubectl into the cache and print their paths
 #   make lint          go vet, gofmt and golangci-lint (gosec among others)
 #   make bench         benchmarks with ratios: solver vs bare exec (one run and 60 concurrent), the webhook process via
-#                      kube-apiserver, its idle RSS vs a do-nothing solver on the same framework
+#                      kube-apiserver, its idle RSS vs a do-nothing solver on the same framework, RAW mode's
+#                      Challenge cache with 10,000 Challenges
 #   make fuzz          fuzz the config parsers and request validation briefly (FUZZTIME=20000x each)
 #   make deploy-manifests  regenerate deploy/ and the chart's golden renders from the chart
 #   make build         the webhook binary in bin/
@@ -143,5 +144,7 @@ bench:
 	$(GO) test -run '^$$' -bench 60ConcurrentPresents -benchtime 5x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
 	@eval "$$(hack/test-assets.sh)"; \
 	$(GO) test -tags integration -run '^$$' -bench ZoneLease -benchtime 100x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
+	@eval "$$(hack/test-assets.sh)"; \
+	$(GO) test -tags integration -run '^$$' -bench ChallengeCacheMemory -benchtime 1x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
 	@eval "$$(hack/test-assets.sh)"; \
 	$(GO) test -tags e2e -run '^$$' -bench . -benchtime 1x ./test/e2e/ | grep -E '^(Benchmark|ok|FAIL)'

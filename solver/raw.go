@@ -27,6 +27,16 @@ const challengeKeyIndex = "spec.key"
 // defaultAccountKeySecretKey is cert-manager's default key in privateKeySecretRef.
 const defaultAccountKeySecretKey = "tls.key"
 
+// challengeIndexers index Challenges by spec.key (shared with the cache
+// memory benchmark).
+var challengeIndexers = cache.Indexers{challengeKeyIndex: func(obj any) ([]string, error) {
+	ch, ok := obj.(*cmacme.Challenge)
+	if !ok {
+		return nil, nil
+	}
+	return []string{ch.Spec.Key}, nil
+}}
+
 // challengeLookupFields keeps of a Challenge only what find and credentialsFor read.
 // It builds a new Challenge rather than clearing fields in place (client-go
 // allows either), so a field cert-manager adds to Challenges later is not cached.
@@ -75,13 +85,7 @@ func newChallengeFinder(cm cmclient.Interface, kube kubernetes.Interface, log lo
 	if err := informer.SetTransform(challengeLookupFields); err != nil {
 		return nil, err
 	}
-	if err := informer.AddIndexers(cache.Indexers{challengeKeyIndex: func(obj any) ([]string, error) {
-		ch, ok := obj.(*cmacme.Challenge)
-		if !ok {
-			return nil, nil
-		}
-		return []string{ch.Spec.Key}, nil
-	}}); err != nil {
+	if err := informer.AddIndexers(challengeIndexers); err != nil {
 		return nil, err
 	}
 	if err := informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {

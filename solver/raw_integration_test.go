@@ -6,12 +6,14 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	cmacme "github.com/cert-manager/cert-manager/pkg/apis/acme/v1"
 	cmclient "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned"
+	cminformers "github.com/cert-manager/cert-manager/pkg/client/informers/externalversions"
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -116,4 +118,91 @@ func TestIntegrationChallengeCacheKeepsLookupFields(t *testing.T) {
 			t.Errorf("cached for %s/%s:\n%s\nwant\n%s", ch.Namespace, ch.Name, asJSON(t, got), asJSON(t, want))
 		}
 	}
+}
+
+// BenchmarkIntegrationChallengeCacheMemory reports the heap RAW mode's
+// Challenge cache takes with 10,000 Challenges in the cluster: as
+// newChallengeFinder makes it, and caching whole Challenges.
+func BenchmarkIntegrationChallengeCacheMemory(b *testing.B) {
+	const challenges = 10000
+	cp := testbed.StartControlPlane(b, testbed.ControlPlaneOptions{})
+	sample := createChallenges(b, cp, 0, challenges)[0]
+	wholeChallenges := func(stop <-chan struct{}) cache.SharedIndexInformer {
+		factory := cminformers.NewSharedInformerFactory(cp.CM, 0)
+		informer := factory.Acme().V1().Challenges().Informer()
+		if err := informer.AddIndexers(challengeIndexers); err != nil {
+			b.Fatal(err)
+		}
+		factory.Start(stop)
+		return informer
+	}
+	lookupFields := func(stop <-chan struct{}) cache.SharedIndexInformer {
+		finder, err := newChallengeFinder(cp.CM, cp.Kube, logr.Discard(), stop)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return finder.challenges
+	}
+	// The client's connection is set up before any baseline is taken.
+	if _, err := cp.CM.AcmeV1().Challenges("").List(context.Background(), metav1.ListOptions{Limit: 1}); err != nil {
+		b.Fatal(err)
+	}
+	var whole, stripped heapGrowth
+	for b.Loop() {
+		whole.add(cacheHeap(b, challenges, wholeChallenges))
+		stripped.add(cacheHeap(b, challenges, lookupFields))
+	}
+	mib := func(bytes int64) float64 { return float64(bytes) / float64(1<<20) / float64(b.N) }
+	b.ReportMetric(float64(len(asJSON(b, sample))), "json-B/challenge")
+	b.ReportMetric(mib(whole.alloc), "whole-alloc-MiB")
+	b.ReportMetric(mib(stripped.alloc), "stripped-alloc-MiB")
+	b.ReportMetric(mib(whole.inuse), "whole-inuse-MiB")
+	b.ReportMetric(mib(stripped.inuse), "stripped-inuse-MiB")
+}
+
+// heapGrowth is what the heap grew by, summed over runs.
+type heapGrowth struct{ alloc, inuse int64 }
+
+func (h *heapGrowth) add(g heapGrowth) {
+	h.alloc += g.alloc
+	h.inuse += g.inuse
+}
+
+// cacheHeap starts an informer, and returns what the heap grew by once it
+// holds all n Challenges (HeapAlloc and HeapInuse, after a collection each
+// time). It stops the informer and waits for its goroutines to end, so that a
+// later baseline is not inflated by it.
+func cacheHeap(b *testing.B, n int, start func(stop <-chan struct{}) cache.SharedIndexInformer) heapGrowth {
+	b.Helper()
+	goroutines := runtime.NumGoroutine()
+	before := heapAfterGC()
+	stop := make(chan struct{})
+	informer := start(stop)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		b.Fatal("the Challenge cache did not sync within a minute")
+	}
+	after := heapAfterGC()
+	if cached := len(informer.GetStore().ListKeys()); cached != n {
+		b.Fatalf("the cache holds %d Challenges, want %d", cached, n)
+	}
+	close(stop)
+	for runtime.NumGoroutine() > goroutines {
+		if ctx.Err() != nil {
+			b.Fatalf("%d goroutines after the informer stopped, %d before it started", runtime.NumGoroutine(), goroutines)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return heapGrowth{
+		alloc: int64(after.HeapAlloc) - int64(before.HeapAlloc),
+		inuse: int64(after.HeapInuse) - int64(before.HeapInuse),
+	}
+}
+
+func heapAfterGC() runtime.MemStats {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m
 }
