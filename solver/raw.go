@@ -27,6 +27,41 @@ const challengeKeyIndex = "spec.key"
 // defaultAccountKeySecretKey is cert-manager's default key in privateKeySecretRef.
 const defaultAccountKeySecretKey = "tls.key"
 
+// challengeIndexers index Challenges by spec.key (shared with the cache
+// memory benchmark).
+var challengeIndexers = cache.Indexers{challengeKeyIndex: func(obj any) ([]string, error) {
+	ch, ok := obj.(*cmacme.Challenge)
+	if !ok {
+		return nil, nil
+	}
+	return []string{ch.Spec.Key}, nil
+}}
+
+// challengeLookupFields keeps of a Challenge only what find and credentialsFor read.
+// It builds a new Challenge rather than clearing fields in place (client-go
+// allows either), so a field cert-manager adds to Challenges later is not cached.
+func challengeLookupFields(obj any) (any, error) {
+	ch, ok := obj.(*cmacme.Challenge)
+	if !ok {
+		return obj, nil
+	}
+	return &cmacme.Challenge{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            ch.Name,
+			Namespace:       ch.Namespace,
+			UID:             ch.UID,
+			ResourceVersion: ch.ResourceVersion,
+		},
+		Spec: cmacme.ChallengeSpec{
+			Type:      ch.Spec.Type,
+			DNSName:   ch.Spec.DNSName,
+			Key:       ch.Spec.Key,
+			Token:     ch.Spec.Token,
+			IssuerRef: ch.Spec.IssuerRef,
+		},
+	}, nil
+}
+
 // rawCredentials are RAW mode's extra arguments.
 type rawCredentials struct {
 	Token   string
@@ -45,13 +80,12 @@ type challengeFinder struct {
 func newChallengeFinder(cm cmclient.Interface, kube kubernetes.Interface, log logr.Logger, stop <-chan struct{}) (*challengeFinder, error) {
 	factory := cminformers.NewSharedInformerFactory(cm, 0)
 	informer := factory.Acme().V1().Challenges().Informer()
-	if err := informer.AddIndexers(cache.Indexers{challengeKeyIndex: func(obj any) ([]string, error) {
-		ch, ok := obj.(*cmacme.Challenge)
-		if !ok {
-			return nil, nil
-		}
-		return []string{ch.Spec.Key}, nil
-	}}); err != nil {
+	// The informer caches every Challenge of the cluster; most of each one
+	// (managedFields, the issuer's solver block, status) is never read.
+	if err := informer.SetTransform(challengeLookupFields); err != nil {
+		return nil, err
+	}
+	if err := informer.AddIndexers(challengeIndexers); err != nil {
 		return nil, err
 	}
 	if err := informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
