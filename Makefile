@@ -7,14 +7,9 @@
 #   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook process on loopback
 #   make test-assets   build etcd, kube-apiserver and kubectl into the cache and print their paths
 #   make lint          go vet, gofmt and golangci-lint (gosec among others)
-<<<<<<< HEAD
-#   make bench         benchmarks with ratios: solver vs bare exec (one run and 60 concurrent), memory of a flooding run, the webhook process via
-#                      kube-apiserver, its idle RSS vs a do-nothing solver on the same framework
-=======
-#   make bench         benchmarks with ratios: solver vs bare exec (one run and 60 concurrent), the webhook process via
-#                      kube-apiserver, its idle RSS vs a do-nothing solver on the same framework, RAW mode's
-#                      Challenge cache with 10,000 Challenges
->>>>>>> issue19-informer
+#   make bench         benchmarks with ratios: solver vs bare exec (one run and 60 concurrent), memory of a flooding run,
+#                      the webhook process via kube-apiserver, its idle RSS vs a do-nothing solver on the same framework,
+#                      RAW mode's Challenge cache with 10,000 Challenges
 #   make fuzz          fuzz the config parsers and request validation briefly (FUZZTIME=20000x each)
 #   make deploy-manifests  regenerate deploy/ and the chart's golden renders from the chart
 #   make build         the webhook binary in bin/
