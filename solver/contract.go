@@ -61,9 +61,9 @@ func challengeFQDN(resolvedFQDN, dnsName string) string {
 const maxTXTValue = 255
 
 // validateName checks a DNS name from the request before it becomes an
-// argument: letters, digits, '-', '_', '.' and a leading "*." only
-// (cert-manager sends IDNs as A-labels), label and name lengths within RFC 1035.
-// Nothing a script could mistake for syntax reaches it.
+// argument: letters, digits, '-', '_' and '.' only (cert-manager sends IDNs
+// as A-labels, and no wildcard: see validateRequest), label and name lengths
+// within RFC 1035. Nothing a script could mistake for syntax reaches it.
 func validateName(field, name string) error {
 	if name == "" {
 		return fmt.Errorf("%s is empty", field)
@@ -71,7 +71,7 @@ func validateName(field, name string) error {
 	if !utf8.ValidString(name) {
 		return fmt.Errorf("%s is not valid UTF-8", field)
 	}
-	for _, r := range strings.TrimPrefix(name, "*.") {
+	for _, r := range name {
 		if r > 0x7f {
 			return fmt.Errorf("%s %q contains %q; names must be ASCII (use the IDNA A-label, xn--...)", field, name, r)
 		}

@@ -124,3 +124,33 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// TestValidateRequestWildcards: a wildcard is only ever the identifier's
+// whole leftmost label, once, and no argument ever contains '*'.
+func TestValidateRequestWildcards(t *testing.T) {
+	tests := map[string]struct {
+		dnsName, fqdn, zone string
+		wantErr             string
+	}{
+		"leading wildcard label": {"*.example.com", "_acme-challenge.example.com.", "example.com.", ""},
+		"double wildcard": {"*.*.example.com", "_acme-challenge.example.com.", "example.com.",
+			`dnsName "*.*.example.com" has a '*' that is not its whole leftmost label; a name holds at most one wildcard, leftmost`},
+		"wildcard in the middle": {"www.*.example.com", "_acme-challenge.www.example.com.", "example.com.",
+			`dnsName "www.*.example.com" has a '*' that is not its whole leftmost label; a name holds at most one wildcard, leftmost`},
+		"partial wildcard label": {"*www.example.com", "_acme-challenge.www.example.com.", "example.com.",
+			`dnsName "*www.example.com" has a '*' that is not its whole leftmost label; a name holds at most one wildcard, leftmost`},
+		"wildcard record name": {"www.example.com", "*.example.com.", "example.com.",
+			`resolvedFQDN "*.example.com." contains '*'; only letters, digits, '-', '_' and '.' are accepted`},
+		"wildcard zone": {"www.example.com", "_acme-challenge.www.example.com.", "*.example.com.",
+			`resolvedZone "*.example.com." contains '*'; only letters, digits, '-', '_' and '.' are accepted`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			req := request("www.example.com", "k", "")
+			req.DNSName, req.ResolvedFQDN, req.ResolvedZone = tc.dnsName, tc.fqdn, tc.zone
+			if got := errString(validateRequest(req)); got != tc.wantErr {
+				t.Errorf("error = %q, want %q", got, tc.wantErr)
+			}
+		})
+	}
+}

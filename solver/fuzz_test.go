@@ -73,21 +73,27 @@ func FuzzIssuerConfig(f *testing.F) {
 	})
 }
 
-// FuzzValidateRequest checks that any name and key accepted for an argument
-// holds only characters no program can mistake for syntax.
+// FuzzValidateRequest checks that every argument built from an accepted
+// request, in both modes, holds only characters no program can mistake for
+// syntax, and never a wildcard.
 func FuzzValidateRequest(f *testing.F) {
-	f.Add("example.com", "abc")
-	f.Add("*.example.com", "-x")
-	f.Add("a;b.example.com", "a b")
-	f.Fuzz(func(t *testing.T, dnsName, key string) {
+	f.Add("example.com", "abc", "")
+	f.Add("*.example.com", "-x", "")
+	f.Add("*.*.example.com", "k", "")
+	f.Add("a;b.example.com", "a b", "")
+	f.Add("example.com", "k", "*.example.com.")
+	f.Fuzz(func(t *testing.T, dnsName, key, resolvedFQDN string) {
 		req := request("x.example.com", "k", "")
-		req.DNSName, req.Key, req.ResolvedFQDN = dnsName, key, ""
+		req.DNSName, req.Key, req.ResolvedFQDN = dnsName, key, resolvedFQDN
 		if validateRequest(req) != nil {
 			return
 		}
-		for _, s := range []string{rawDomain(dnsName), key} {
-			if strings.ContainsAny(s, " \t\n\r\"'`$;&|<>(){}\\") {
-				t.Fatalf("accepted %q", s)
+		ch := challengeArgs{FQDN: challengeFQDN(resolvedFQDN, dnsName), Value: key, Domain: rawDomain(dnsName)}
+		for _, mode := range []Mode{ModeDefault, ModeRaw} {
+			for _, arg := range programArgs(mode, ActionPresent, ch) {
+				if strings.ContainsAny(arg, " \t\n\r\"'`$;&|<>(){}\\*") {
+					t.Fatalf("%s mode: accepted argument %q", mode, arg)
+				}
 			}
 		}
 	})

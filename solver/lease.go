@@ -67,17 +67,16 @@ func newZoneLeases(leases coordinationclient.LeasesGetter, namespace string, log
 var nonLeaseChars = regexp.MustCompile(`[^a-z0-9-]+`)
 
 // leaseName is a stable, valid object name for a zone: readable, and unique
-// through a hash of the zone.
+// through the zone's whole SHA-256. A shorter hash let a tenant choose a zone
+// whose Lease is a victim zone's (a 32-bit one collides after ~2^16 zones).
 func leaseName(zone string) string {
-	// Without the dot, so names stay those of earlier releases and replicas of
-	// both serialise during a rolling upgrade.
 	zone = strings.TrimSuffix(canonicalZone(zone), ".")
 	sum := sha256.Sum256([]byte(zone))
 	readable := strings.Trim(nonLeaseChars.ReplaceAllString(strings.ReplaceAll(zone, ".", "-"), "-"), "-")
 	if len(readable) > 40 {
 		readable = strings.Trim(readable[:40], "-")
 	}
-	return "exec-zone-" + readable + "-" + hex.EncodeToString(sum[:4])
+	return "exec-zone-" + readable + "-" + hex.EncodeToString(sum[:])
 }
 
 // leaseDuration covers a whole run: the program's deadline, its kill grace

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -454,6 +455,9 @@ func issuerConfigOf(req *whapi.ChallengeRequest) []byte {
 func validateRequest(req *whapi.ChallengeRequest) error {
 	if req.Type != "" && req.Type != "dns-01" {
 		return fmt.Errorf("challenge type %q is not supported; this solver handles dns-01", req.Type)
+	}
+	if strings.Contains(rawDomain(req.DNSName), "*") {
+		return fmt.Errorf("dnsName %q has a '*' that is not its whole leftmost label; a name holds at most one wildcard, leftmost", req.DNSName)
 	}
 	if err := validateName("dnsName", rawDomain(req.DNSName)); err != nil {
 		return err
