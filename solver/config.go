@@ -513,6 +513,9 @@ func validateEnv(p *Program) error {
 		if isContextEnv(name) {
 			return fmt.Errorf("env: %s is set by the webhook for every run and cannot be configured", name)
 		}
+		if name == "HOME" || name == "TMPDIR" {
+			return fmt.Errorf("env: %s is set by the webhook for every run (a private directory of its own, removed after it) and cannot be configured", name)
+		}
 	}
 	for i, name := range p.PassEnv {
 		if !envNameRE.MatchString(name) {

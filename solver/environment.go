@@ -2,6 +2,7 @@ package solver
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -80,63 +81,93 @@ func isBaseEnv(name string) bool {
 const (
 	reasonWebhookSets = "the webhook sets it"
 	reasonLoading     = "it changes how programs are loaded"
-	reasonTraffic     = "it redirects the program's traffic"
+	reasonTraffic     = "it changes where the program's traffic goes or where its credentials come from"
 	reasonCodeOrTrust = "it changes which code runs, which files are read or whom the program trusts"
 )
 
-// forbiddenIssuerEnvPrefixes are families of variables an Issuer may never set.
+// forbiddenIssuerEnvPrefixes are families of variables an Issuer may never
+// set, by how their names begin: a family is refused whole, so that a member
+// missing from a list of names cannot slip through.
 var forbiddenIssuerEnvPrefixes = []struct{ prefix, reason string }{
 	{"LD_", reasonLoading}, {"DYLD_", reasonLoading}, {"BASH_FUNC_", reasonLoading},
 	{"MALLOC_", reasonLoading}, {"GLIBC_", reasonLoading},
-	// GIT_CONFIG, GIT_CONFIG_GLOBAL, GIT_CONFIG_COUNT with GIT_CONFIG_KEY_n and
-	// GIT_CONFIG_VALUE_n, GIT_CONFIG_PARAMETERS: any git setting, core.sshCommand included.
-	{"GIT_CONFIG", reasonCodeOrTrust},
+	// Runtimes that take code, options or class paths from variables:
+	// LUA_INIT(_5_4), LUA_PATH; ERL_AFLAGS, ERL_ZFLAGS; JAVA_OPTS,
+	// JAVA_TOOL_OPTIONS, _JAVA_OPTIONS, JDK_JAVA_OPTIONS; DOTNET_STARTUP_HOOKS;
+	// CORECLR_PROFILER*, COMPlus_*; NODE_OPTIONS, NODE_EXTRA_CA_CERTS,
+	// NODE_TLS_REJECT_UNAUTHORIZED; PERL5OPT, PERL5LIB, PERL5DB.
+	{"LUA_", reasonCodeOrTrust}, {"ERL_", reasonCodeOrTrust}, {"JAVA_", reasonCodeOrTrust}, {"_JAVA_", reasonCodeOrTrust},
+	{"JDK_JAVA_", reasonCodeOrTrust}, {"DOTNET_", reasonCodeOrTrust}, {"CORECLR_", reasonCodeOrTrust},
+	{"COMPLUS_", reasonCodeOrTrust}, {"NODE_OPTIONS", reasonCodeOrTrust}, {"NODE_EXTRA_", reasonCodeOrTrust},
+	{"NODE_TLS_", reasonCodeOrTrust}, {"NODE_REPL_", reasonCodeOrTrust}, {"PERL5", reasonCodeOrTrust},
+	// git as a whole: GIT_CONFIG_* sets any setting (core.sshCommand), GIT_DIR
+	// and GIT_WORK_TREE move the repository, GIT_SSH_COMMAND runs code.
+	{"GIT_", reasonCodeOrTrust},
 	// DOCKER_HOST, DOCKER_CONFIG (credential helpers run), DOCKER_CERT_PATH, DOCKER_TLS_VERIFY.
 	{"DOCKER_", reasonCodeOrTrust},
 	// npm_config_script_shell, npm_config_registry, ...
 	{"NPM_CONFIG_", reasonCodeOrTrust},
-	// AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>.
-	{"AWS_ENDPOINT_URL", reasonTraffic},
+	{"OPENSSL_", reasonCodeOrTrust}, {"SSL_CERT_", reasonCodeOrTrust},
+	// Where cloud clients send requests and find credentials: gcloud's every
+	// property (proxy, endpoint overrides, credential files); AWS's endpoint,
+	// container and instance credential providers.
+	{"CLOUDSDK_", reasonTraffic}, {"AWS_ENDPOINT_URL", reasonTraffic},
+	{"AWS_CONTAINER_", reasonTraffic}, {"AWS_EC2_METADATA_", reasonTraffic},
 }
 
 // forbiddenIssuerEnvSuffixes are families named by their ending.
 var forbiddenIssuerEnvSuffixes = []struct{ suffix, reason string }{
 	// HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, FTP_PROXY and NO_PROXY.
 	{"_PROXY", reasonTraffic},
-	// CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, AWS_CA_BUNDLE, ...
-	{"_CA_BUNDLE", reasonCodeOrTrust},
+	// Trust: CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, AWS_CA_BUNDLE; VAULT_CACERT,
+	// VAULT_CAPATH; NIX_SSL_CA_CERTIFICATES; VAULT_SKIP_VERIFY; ...
+	{"_CA_BUNDLE", reasonCodeOrTrust}, {"_CA_CERTIFICATES", reasonCodeOrTrust}, {"_CACERT", reasonCodeOrTrust},
+	{"_CAPATH", reasonCodeOrTrust}, {"_CAINFO", reasonCodeOrTrust}, {"_SKIP_VERIFY", reasonCodeOrTrust},
+	{"_NO_VERIFY", reasonCodeOrTrust}, {"_INSECURE", reasonCodeOrTrust},
+	// Files, directories and search paths (AWS_SHARED_CREDENTIALS_FILE,
+	// SSL_CERT_DIR, XDG_DATA_DIRS, GCONV_PATH, CURL_HOME, ...): they name
+	// places in the webhook's container, where a tenant can put nothing, so
+	// such a value can only make a program read or load what it should not.
+	{"_FILE", reasonCodeOrTrust}, {"_DIR", reasonCodeOrTrust}, {"_DIRS", reasonCodeOrTrust},
+	{"PATH", reasonCodeOrTrust}, {"_HOME", reasonCodeOrTrust},
+}
+
+// forbiddenIssuerEnvPatterns are families that no prefix or suffix names
+// without catching ordinary variables.
+var forbiddenIssuerEnvPatterns = []struct {
+	pattern *regexp.Regexp
+	reason  string
+}{
+	// CPython's own variables (PYTHONPATH, PYTHONSTARTUP, PYTHONWARNINGS,
+	// PYTHONHTTPSVERIFY, ...) and Ruby's (RUBYOPT, RUBYLIB), but not
+	// PYTHON_API_TOKEN.
+	{regexp.MustCompile(`^(PYTHON|RUBY)[A-Z]`), reasonCodeOrTrust},
 }
 
 // forbiddenIssuerEnvNames are single variables an Issuer may never set: each
 // makes a shell, an interpreter or a common tool run other code, read other
-// files (configuration, credentials) or trust other servers.
-var forbiddenIssuerEnvNames = withReason(reasonCodeOrTrust, []string{
+// files (configuration, credentials), trust other servers or send its
+// credentials elsewhere.
+var forbiddenIssuerEnvNames = mergeReasons(withReason(reasonCodeOrTrust, []string{
 	// Shells.
 	"IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "CDPATH", "GLOBIGNORE", "SHELL", "PWD", "OLDPWD",
-	"ZDOTDIR", "BASH_LOADABLES_PATH",
+	"ZDOTDIR",
 	// The C library: character sets, locales, name resolution.
-	"GCONV_PATH", "GETCONF_DIR", "NLSPATH", "LOCPATH", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "RESOLV_CONF", "TZDIR",
-	// Perl, Python, Ruby, Node.js, Java.
-	"PERL5LIB", "PERLLIB", "PERL5OPT", "PERL5DB", "PERL5DB_THREADED",
-	"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONINSPECT", "PYTHONUSERBASE", "PYTHONPLATLIBDIR",
-	"PYTHONBREAKPOINT", "PYTHONWARNINGS", "PYTHONHTTPSVERIFY",
-	"RUBYOPT", "RUBYLIB", "GEM_HOME", "GEM_PATH", "BUNDLE_GEMFILE",
-	"NODE_OPTIONS", "NODE_PATH", "NODE_REPL_EXTERNAL_MODULE", "NODE_TLS_REJECT_UNAUTHORIZED", "NODE_EXTRA_CA_CERTS",
-	"JAVA_HOME", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
+	"NLSPATH", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "RESOLV_CONF", "TZDIR",
+	// Interpreters and their package managers.
+	"PERLLIB", "BUNDLE_GEMFILE", "CLASSPATH",
 	// Programs that tools start: editors, pagers, browsers, password prompts.
 	"EDITOR", "VISUAL", "PAGER", "MANPAGER", "BROWSER", "LESSOPEN", "LESSCLOSE",
-	"GIT_EDITOR", "GIT_SEQUENCE_EDITOR", "GIT_PAGER", "GIT_ASKPASS", "SSH_ASKPASS", "SUDO_ASKPASS",
-	"TERMINFO", "TERMINFO_DIRS",
-	// git.
-	"GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXEC_PATH", "GIT_PROXY_COMMAND", "GIT_EXTERNAL_DIFF", "GIT_TEMPLATE_DIR",
-	"GIT_DIR", "GIT_SSL_NO_VERIFY", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH",
-	// TLS: trusted CAs, verification, where session keys are written.
-	"SSL_CERT_FILE", "SSL_CERT_DIR", "OPENSSL_CONF", "OPENSSL_ENGINES", "OPENSSL_MODULES", "SSLKEYLOGFILE", "GNUPGHOME",
-	// Configuration and credential files of common clients.
-	"CURL_HOME", "WGETRC", "NETRC", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "KUBECONFIG",
-	"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
-	"GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG", "AZURE_CONFIG_DIR",
-})
+	"SSH_ASKPASS", "SUDO_ASKPASS", "TERMINFO",
+	// TLS keys and client configuration and credentials.
+	"SSLKEYLOGFILE", "GNUPGHOME", "WGETRC", "SYSTEM_WGETRC", "NETRC", "KUBECONFIG",
+	"GOOGLE_APPLICATION_CREDENTIALS",
+}), withReason(reasonTraffic, []string{
+	// Clients that send their token to the address a variable names.
+	"VAULT_ADDR", "VAULT_AGENT_ADDR", "VAULT_PROXY_ADDR", "CONSUL_HTTP_ADDR", "NOMAD_ADDR",
+	// Which of the admin's credentials or roles the AWS SDKs use.
+	"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN",
+}))
 
 func withReason(reason string, names []string) map[string]string {
 	m := make(map[string]string, len(names))
@@ -144,6 +175,16 @@ func withReason(reason string, names []string) map[string]string {
 		m[name] = reason
 	}
 	return m
+}
+
+func mergeReasons(maps ...map[string]string) map[string]string {
+	merged := map[string]string{}
+	for _, m := range maps {
+		for name, reason := range m {
+			merged[name] = reason
+		}
+	}
+	return merged
 }
 
 // forbiddenIssuerEnv says why an Issuer may never set name, or "" if it may.
@@ -155,6 +196,9 @@ func forbiddenIssuerEnv(name string) string {
 	if isContextEnv(upper) || isBaseEnv(upper) {
 		return reasonWebhookSets
 	}
+	if reason, ok := forbiddenIssuerEnvNames[upper]; ok {
+		return reason
+	}
 	for _, f := range forbiddenIssuerEnvPrefixes {
 		if strings.HasPrefix(upper, f.prefix) {
 			return f.reason
@@ -165,7 +209,12 @@ func forbiddenIssuerEnv(name string) string {
 			return f.reason
 		}
 	}
-	return forbiddenIssuerEnvNames[upper]
+	for _, f := range forbiddenIssuerEnvPatterns {
+		if f.pattern.MatchString(upper) {
+			return f.reason
+		}
+	}
+	return ""
 }
 
 // nonSecretPassEnv reports variables of the webhook's own environment that are
