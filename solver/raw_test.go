@@ -190,7 +190,7 @@ func TestChallengeLookupFields(t *testing.T) {
 		ch.Annotations = map[string]string{"example.com/note": "copied from the Certificate"}
 		ch.ManagedFields = []metav1.ManagedFieldsEntry{{
 			Manager: "cert-manager-challenges", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "acme.cert-manager.io/v1",
-			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:solver":{}}}`)},
+			FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(`{"f:spec":{"f:solver":{}}}`),
 		}}
 		return ch
 	}
