@@ -218,3 +218,32 @@ func TestExampleHostileNsupdate(t *testing.T) {
 		t.Run(mode, func(t *testing.T) { r.test(t, bindState(bind, fqdn)) })
 	}
 }
+
+// TestExampleHostileLegoRFC2136 is TestExampleHostileNsupdate for
+// examples/lego-rfc2136.sh and lego's RFC2136_* variables.
+func TestExampleHostileLegoRFC2136(t *testing.T) {
+	bind := testbed.StartBIND(t, zone)
+	fqdn := "_acme-challenge.lego-hostile.example.com."
+	const name = "lego-rfc2136.sh: "
+	r := hostileRun{
+		program: "lego-rfc2136.sh",
+		args:    []string{"present", "<fqdn>", "<value>"},
+		inputs: map[string]string{
+			"RFC2136_NAMESERVER":     bind.Addr,
+			"RFC2136_TSIG_KEY":       bind.KeyName,
+			"RFC2136_TSIG_SECRET":    bind.KeySecret,
+			"RFC2136_TSIG_ALGORITHM": "hmac-sha256.",
+			"<fqdn>":                 fqdn,
+			"<value>":                challengeValue,
+		},
+		refused: map[string]string{
+			"RFC2136_NAMESERVER":     name + "RFC2136_NAMESERVER must be host or host:port (at most 255 bytes)",
+			"RFC2136_TSIG_KEY":       name + "RFC2136_TSIG_KEY must be a DNS name (at most 255 bytes)",
+			"RFC2136_TSIG_SECRET":    name + "RFC2136_TSIG_SECRET must be base64 (at most 255 bytes)",
+			"RFC2136_TSIG_ALGORITHM": name + "RFC2136_TSIG_ALGORITHM must be hmac-md5, hmac-sha1, hmac-sha224, hmac-sha256, hmac-sha384 or hmac-sha512, with or without a final dot (at most 255 bytes)",
+			"<fqdn>":                 name + "<fqdn> must be a DNS name (at most 255 bytes)",
+			"<value>":                name + "<value> must be base64url or base64 (at most 255 bytes)",
+		},
+	}
+	r.test(t, bindState(bind, fqdn))
+}
