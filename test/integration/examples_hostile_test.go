@@ -247,3 +247,50 @@ func TestExampleHostileLegoRFC2136(t *testing.T) {
 	}
 	r.test(t, bindState(bind, fqdn))
 }
+
+// TestExampleHostilePowerDNS feeds examples/powerdns-api.sh hostile values
+// against PowerDNS's API: each is refused before any request, and the zone as
+// the API shows it (serial and every RRset) is unchanged.
+func TestExampleHostilePowerDNS(t *testing.T) {
+	pdns := testbed.StartPowerDNS(t, "example.net", t.TempDir())
+	const name = "powerdns-api.sh: "
+	state := func(t *testing.T) string { return pdns.ZoneJSON(t) }
+	runs := map[string]hostileRun{
+		"present": {
+			program: "powerdns-api.sh",
+			args:    []string{"present", "<fqdn>", "<value>"},
+			inputs: map[string]string{
+				"PDNS_API_URL":   pdns.APIURL,
+				"PDNS_API_KEY":   pdns.APIKey,
+				"PDNS_SERVER_ID": "localhost",
+				"PDNS_ZONE":      "example.net",
+				"PDNS_TTL":       "60",
+				"<fqdn>":         "_acme-challenge.hostile.example.net.",
+				"<value>":        challengeValue,
+			},
+			refused: map[string]string{
+				"PDNS_API_URL":   name + "PDNS_API_URL must be an http:// or https:// URL: host[:port][/path] (at most 1024 bytes)",
+				"PDNS_API_KEY":   name + "PDNS_API_KEY must be printable ASCII without spaces, quotes or backslashes (at most 1024 bytes)",
+				"PDNS_SERVER_ID": name + "PDNS_SERVER_ID must be a server id: letters, digits, '.', '_', '-' (at most 1024 bytes)",
+				"PDNS_ZONE":      name + "PDNS_ZONE must be a DNS name (at most 1024 bytes)",
+				"PDNS_TTL":       name + "PDNS_TTL must be a whole number of seconds (at most 1024 bytes)",
+				"<fqdn>":         name + "<fqdn> must be a DNS name (at most 1024 bytes)",
+				"<value>":        name + "<value> must be base64url or base64 (at most 1024 bytes)",
+			},
+			// An API key may hold these: it only ever goes into curl's header file.
+			admits: map[string][]string{"PDNS_API_KEY": {"semicolon", "command substitution"}},
+		},
+		"timeout": {
+			program: "powerdns-api.sh",
+			args:    []string{"timeout"},
+			inputs:  map[string]string{"PROPAGATION_TIMEOUT": "10", "POLLING_INTERVAL": "0.2"},
+			refused: map[string]string{
+				"PROPAGATION_TIMEOUT": name + "PROPAGATION_TIMEOUT must be a number of seconds (at most 1024 bytes)",
+				"POLLING_INTERVAL":    name + "POLLING_INTERVAL must be a number of seconds (at most 1024 bytes)",
+			},
+		},
+	}
+	for mode, r := range runs {
+		t.Run(mode, func(t *testing.T) { r.test(t, state) })
+	}
+}
