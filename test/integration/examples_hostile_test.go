@@ -294,3 +294,62 @@ func TestExampleHostilePowerDNS(t *testing.T) {
 		t.Run(mode, func(t *testing.T) { r.test(t, state) })
 	}
 }
+
+// TestExampleHostileAcmeSh feeds examples/acme-sh-dnsapi.sh hostile values in
+// its own variables and arguments, and in the variables of the hook it runs
+// (testdata's dns_testbind, which writes them into nsupdate's input unchecked,
+// as acme.sh's hooks write theirs into requests): the adapter cannot know a
+// hook's shapes, so it refuses a control character or more than 16 KiB in
+// any variable.
+func TestExampleHostileAcmeSh(t *testing.T) {
+	root := testbed.RepoRoot(t)
+	bind := testbed.StartBIND(t, zone)
+	const name = "acme-sh-dnsapi.sh: "
+	fqdn := "_acme-challenge.acmesh-hostile.example.com."
+	hookVariable := func(v string) string {
+		return name + v + " must be one line without control characters (at most 16384 bytes)"
+	}
+	// The hook's variables reach the hook as they are but for that check.
+	hookShapes := []string{"quote", "semicolon", "backtick", "command substitution"}
+	runs := map[string]hostileRun{
+		"present": {
+			program: "acme-sh-dnsapi.sh",
+			args:    []string{"present", "<fqdn>", "<value>"},
+			inputs: map[string]string{
+				"ACMESH_DNSAPI":     "dns_testbind",
+				"ACMESH_DNSAPI_DIR": filepath.Join(root, "testdata", "acme-sh", "dnsapi"),
+				"TESTBIND_SERVER":   "127.0.0.1",
+				"TESTBIND_PORT":     strconv.Itoa(bind.Port),
+				"TESTBIND_KEY_NAME": bind.KeyName,
+				"TESTBIND_KEY":      bind.KeySecret,
+				"<fqdn>":            fqdn,
+				"<value>":           challengeValue,
+			},
+			refused: map[string]string{
+				"ACMESH_DNSAPI":     name + "ACMESH_DNSAPI must be a hook name: dns_ and letters, digits, '_' (at most 1024 bytes)",
+				"ACMESH_DNSAPI_DIR": name + "ACMESH_DNSAPI_DIR must be an absolute path of letters, digits, '.', '_', '-', '/' (at most 1024 bytes)",
+				"TESTBIND_SERVER":   hookVariable("TESTBIND_SERVER"),
+				"TESTBIND_PORT":     hookVariable("TESTBIND_PORT"),
+				"TESTBIND_KEY_NAME": hookVariable("TESTBIND_KEY_NAME"),
+				"TESTBIND_KEY":      hookVariable("TESTBIND_KEY"),
+				"<fqdn>":            name + "<fqdn> must be a DNS name (at most 1024 bytes)",
+				"<value>":           name + "<value> must be base64url or base64 (at most 1024 bytes)",
+			},
+			admits: map[string][]string{
+				"TESTBIND_SERVER": hookShapes, "TESTBIND_PORT": hookShapes, "TESTBIND_KEY_NAME": hookShapes, "TESTBIND_KEY": hookShapes,
+			},
+		},
+		"timeout": {
+			program: "acme-sh-dnsapi.sh",
+			args:    []string{"timeout"},
+			inputs:  map[string]string{"PROPAGATION_TIMEOUT": "10", "POLLING_INTERVAL": "0.2"},
+			refused: map[string]string{
+				"PROPAGATION_TIMEOUT": name + "PROPAGATION_TIMEOUT must be a number of seconds (at most 1024 bytes)",
+				"POLLING_INTERVAL":    name + "POLLING_INTERVAL must be a number of seconds (at most 1024 bytes)",
+			},
+		},
+	}
+	for mode, r := range runs {
+		t.Run(mode, func(t *testing.T) { r.test(t, bindState(bind, fqdn)) })
+	}
+}
