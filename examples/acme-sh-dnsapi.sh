@@ -19,11 +19,31 @@
 # helpers). Settings a hook would save to acme.sh's account file are read from
 # the environment instead. A hook that needs another helper fails with
 # "not found"; add the helper here.
+#
+# Any variable may come from an Issuer's Secret (secretEnv). The adapter checks
+# the shape of its own; it cannot know the hook's, which acme.sh's hooks put
+# into headers, URLs and JSON as they are, so it refuses to run when any
+# variable of its environment holds a control character (a newline would add
+# a header or an nsupdate command) or more than 16384 bytes.
 set -eu
+
+# check NAME VALUE ERE SHAPE exits unless VALUE, the value of NAME, is
+# printable ASCII of at most 1024 bytes that ERE matches whole.
+check() {
+	case $2 in
+	*[![:print:]]*) ;;
+	*) [ ${#2} -le 1024 ] && printf '%s\n' "$2" | grep -Eqx -- "$3" && return ;;
+	esac
+	echo "${0##*/}: $1 must be $4 (at most 1024 bytes)" >&2
+	exit 2
+}
+seconds='[0-9]+(\.[0-9]+)?'
 
 case "${1:-}" in
 timeout)
-	printf '{"timeout": %s, "interval": %s}\n' "${PROPAGATION_TIMEOUT:-120}" "${POLLING_INTERVAL:-2}"
+	check PROPAGATION_TIMEOUT "${PROPAGATION_TIMEOUT:=120}" "$seconds" "a number of seconds"
+	check POLLING_INTERVAL "${POLLING_INTERVAL:=2}" "$seconds" "a number of seconds"
+	printf '{"timeout": %s, "interval": %s}\n' "$PROPAGATION_TIMEOUT" "$POLLING_INTERVAL"
 	exit 0
 	;;
 present) function=add ;;
@@ -37,12 +57,15 @@ if [ "${2:-}" = "--" ] || [ $# -ne 3 ]; then
 	echo "$0 supports default mode only: present|cleanup <fqdn> <value>" >&2
 	exit 2
 fi
+check '<fqdn>' "$2" '([A-Za-z0-9_-]+\.)*[A-Za-z0-9_-]+\.?' "a DNS name"
+check '<value>' "$3" '[A-Za-z0-9_+/=-]+' "base64url or base64"
 : "${ACMESH_DNSAPI:?set ACMESH_DNSAPI to the hook name, e.g. dns_cf}"
 : "${ACMESH_DNSAPI_DIR:?set ACMESH_DNSAPI_DIR to the directory of ${ACMESH_DNSAPI}.sh}"
-case "$ACMESH_DNSAPI" in
-dns_*) ;;
-*) echo "ACMESH_DNSAPI must start with dns_" >&2; exit 2 ;;
-esac
+check ACMESH_DNSAPI "$ACMESH_DNSAPI" 'dns_[A-Za-z0-9_]+' "a hook name: dns_ and letters, digits, '_'"
+check ACMESH_DNSAPI_DIR "$ACMESH_DNSAPI_DIR" '/[A-Za-z0-9._/-]*' \
+	"an absolute path of letters, digits, '.', '_', '-', '/'"
+bad=$(awk 'BEGIN { for (k in ENVIRON) if (ENVIRON[k] ~ /[[:cntrl:]]/ || length(ENVIRON[k]) > 16384) { print k; exit } }')
+[ -z "$bad" ] || { echo "${0##*/}: $bad must be one line without control characters (at most 16384 bytes)" >&2; exit 2; }
 fulldomain=${2%.}
 txtvalue=$3
 
@@ -64,7 +87,11 @@ _lower_case() { tr '[:upper:]' '[:lower:]'; }
 _upper_case() { tr '[:lower:]' '[:upper:]'; }
 _math() { echo "$(($@))"; }
 _sleep() { sleep "$1"; }
-_readaccountconf() { eval "printf '%s' \"\${$1:-}\""; }
+# eval only a variable's name, never its value: the hook passes the name.
+_readaccountconf() {
+	case $1 in '' | [0-9]* | *[!A-Za-z0-9_]*) _err "not a variable name: $1"; return 1 ;; esac
+	eval "printf '%s' \"\${$1:-}\""
+}
 _readaccountconf_mutable() { _readaccountconf "$1"; }
 _readdomainconf() { _readaccountconf "$1"; }
 _getdeployconf() { _readaccountconf "$1"; }

@@ -17,9 +17,27 @@
 #   PROPAGATION_TIMEOUT, POLLING_INTERVAL  answer to `timeout` (default 120 and 2)
 set -eu
 
+# check NAME VALUE ERE SHAPE exits unless VALUE, the value of NAME, is
+# printable ASCII of at most 1024 bytes that ERE matches whole. An Issuer's
+# Secret (secretEnv) may set any variable to any bytes: a newline in the key
+# would add headers to our requests, a '/' or '?' in the zone or server id
+# would change their path.
+check() {
+	case $2 in
+	*[![:print:]]*) ;;
+	*) [ ${#2} -le 1024 ] && printf '%s\n' "$2" | grep -Eqx -- "$3" && return ;;
+	esac
+	echo "${0##*/}: $1 must be $4 (at most 1024 bytes)" >&2
+	exit 2
+}
+dns_name='([A-Za-z0-9_-]+\.)*[A-Za-z0-9_-]+\.?'
+seconds='[0-9]+(\.[0-9]+)?'
+
 case "${1:-}" in
 timeout)
-	printf '{"timeout": %s, "interval": %s}\n' "${PROPAGATION_TIMEOUT:-120}" "${POLLING_INTERVAL:-2}"
+	check PROPAGATION_TIMEOUT "${PROPAGATION_TIMEOUT:=120}" "$seconds" "a number of seconds"
+	check POLLING_INTERVAL "${POLLING_INTERVAL:=2}" "$seconds" "a number of seconds"
+	printf '{"timeout": %s, "interval": %s}\n' "$PROPAGATION_TIMEOUT" "$POLLING_INTERVAL"
 	exit 0
 	;;
 present | cleanup) ;;
@@ -33,13 +51,24 @@ if [ "${2:-}" = "--" ] || [ $# -ne 3 ]; then
 	exit 2
 fi
 action=$1 fqdn=$2 value=$3
+check '<fqdn>' "$fqdn" "$dns_name" "a DNS name"
+check '<value>' "$value" '[A-Za-z0-9_+/=-]+' "base64url or base64"
 : "${PDNS_API_URL:?set PDNS_API_URL to the PowerDNS API, e.g. http://pdns:8081}"
 : "${PDNS_API_KEY:?set PDNS_API_KEY}"
+check PDNS_API_URL "$PDNS_API_URL" 'https?://[][A-Za-z0-9.:-]+(/[A-Za-z0-9._~/-]*)?' \
+	"an http:// or https:// URL: host[:port][/path]"
+check PDNS_API_KEY "$PDNS_API_KEY" "[^ \"'\`\\]+" "printable ASCII without spaces, quotes or backslashes"
+check PDNS_SERVER_ID "${PDNS_SERVER_ID:=localhost}" '[A-Za-z0-9_-][A-Za-z0-9._-]*' \
+	"a server id: letters, digits, '.', '_', '-'"
+check PDNS_TTL "${PDNS_TTL:=60}" '[0-9]+' "a whole number of seconds"
+[ -z "${PDNS_ZONE:-}" ] || check PDNS_ZONE "$PDNS_ZONE" "$dns_name" "a DNS name"
+[ -z "${CERT_MANAGER_RESOLVED_ZONE:-}" ] ||
+	check CERT_MANAGER_RESOLVED_ZONE "$CERT_MANAGER_RESOLVED_ZONE" "$dns_name" "a DNS name"
 zone=${PDNS_ZONE:-${CERT_MANAGER_RESOLVED_ZONE:-}}
 [ -n "$zone" ] || { echo "set PDNS_ZONE (the zone of $fqdn)" >&2; exit 2; }
 case "$zone" in *.) ;; *) zone="$zone." ;; esac
 case "$fqdn" in *.) ;; *) fqdn="$fqdn." ;; esac
-api="$PDNS_API_URL/api/v1/servers/${PDNS_SERVER_ID:-localhost}/zones/$zone"
+api="$PDNS_API_URL/api/v1/servers/$PDNS_SERVER_ID/zones/$zone"
 
 umask 077
 headers=$(mktemp "${TMPDIR:-/tmp}/pdns-headers.XXXXXX")
@@ -58,7 +87,7 @@ if [ "$wanted" = "$current" ]; then
 	echo "$action $fqdn: nothing to change"
 	exit 0
 fi
-jq -n --arg name "$fqdn" --argjson contents "$wanted" --argjson ttl "${PDNS_TTL:-60}" '{rrsets: [{
+jq -n --arg name "$fqdn" --argjson contents "$wanted" --argjson ttl "$PDNS_TTL" '{rrsets: [{
 	name: $name, type: "TXT", ttl: $ttl,
 	changetype: (if ($contents | length) == 0 then "DELETE" else "REPLACE" end),
 	records: [$contents[] | {content: ., disabled: false}]

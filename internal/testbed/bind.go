@@ -199,6 +199,11 @@ func (b *BIND) TXT(t TB, name string) []string {
 	m.SetQuestion(dns.Fqdn(name), dns.TypeTXT)
 	c := &dns.Client{Timeout: 2 * time.Second}
 	r, _, err := c.Exchange(m, b.Addr)
+	if err == nil && r.Truncated {
+		// Many values do not fit a UDP answer: ask again over TCP for all of them.
+		c.Net = "tcp"
+		r, _, err = c.Exchange(m, b.Addr)
+	}
 	if err != nil {
 		t.Fatalf("querying TXT %s: %v", name, err)
 	}
@@ -209,6 +214,26 @@ func (b *BIND) TXT(t TB, name string) []string {
 		}
 	}
 	return values
+}
+
+// Serial returns the zone's SOA serial, asked of this server directly: named
+// increments it with every update that changes the zone.
+func (b *BIND) Serial(t TB) uint32 {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(b.Zone, dns.TypeSOA)
+	c := &dns.Client{Timeout: 2 * time.Second}
+	r, _, err := c.Exchange(m, b.Addr)
+	if err != nil {
+		t.Fatalf("querying SOA %s: %v", b.Zone, err)
+	}
+	for _, rr := range r.Answer {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return soa.Serial
+		}
+	}
+	t.Fatalf("no SOA for %s in %v", b.Zone, r)
+	return 0
 }
 
 // Env returns the variables the example nsupdate program reads for this server.

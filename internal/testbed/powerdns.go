@@ -3,6 +3,7 @@ package testbed
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -98,4 +99,22 @@ func StartPowerDNS(t TB, zone, logDir string) *PowerDNS {
 	}
 	t.Fatalf("the PowerDNS API did not answer within 30s:\n%s", p.Log())
 	return nil
+}
+
+// ZoneJSON returns the zone as the HTTP API shows it (its serial and every
+// RRset), to compare before and after a change that must not happen.
+func (p *PowerDNS) ZoneJSON(t TB) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, p.APIURL+"/api/v1/servers/localhost/zones/"+p.Zone, nil)
+	req.Header.Set("X-API-Key", p.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("reading zone %s: %v", p.Zone, err)
+	}
+	defer resp.Body.Close() //nolint:errcheck // read-only.
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("reading zone %s: %v %s\n%s", p.Zone, err, resp.Status, body)
+	}
+	return string(body)
 }
