@@ -75,8 +75,11 @@ headers=$(mktemp "${TMPDIR:-/tmp}/pdns-headers.XXXXXX")
 trap 'rm -f "$headers"' EXIT
 printf 'X-API-Key: %s\nContent-Type: application/json\n' "$PDNS_API_KEY" >"$headers"
 
-# TXT contents are stored quoted: "value".
-current=$(curl -fsS -H @"$headers" "$api" |
+# Read first, then parse: in a pipeline sh would see only jq's status, and a
+# failed read would look like a zone without our record. TXT contents are
+# stored quoted: "value".
+zone_json=$(curl -fsS -H @"$headers" "$api")
+current=$(printf '%s' "$zone_json" |
 	jq -c --arg name "$fqdn" '[.rrsets[] | select(.name == $name and .type == "TXT") | .records[].content]')
 if [ "$action" = present ]; then
 	wanted=$(printf '%s' "$current" | jq -c --arg v "\"$value\"" '. + [$v] | unique')

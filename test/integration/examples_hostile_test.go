@@ -353,3 +353,18 @@ func TestExampleHostileAcmeSh(t *testing.T) {
 		t.Run(mode, func(t *testing.T) { r.test(t, bindState(bind, fqdn)) })
 	}
 }
+
+// TestExamplePowerDNSFailedReadFails: a present whose read of the zone fails
+// (a wrong key: 401) must fail, not report "nothing to change" with no record.
+func TestExamplePowerDNSFailedReadFails(t *testing.T) {
+	pdns := testbed.StartPowerDNS(t, "example.net", t.TempDir())
+	cmd := exec.Command(filepath.Join(testbed.RepoRoot(t), "examples", "powerdns-api.sh"), "present", "_acme-challenge.www.example.net.", challengeValue)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "PDNS_API_URL=" + pdns.APIURL, "PDNS_API_KEY=wrong-key", "PDNS_ZONE=example.net"}
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("present succeeded with a wrong API key: %s", out)
+	}
+	if want := "curl: (22) The requested URL returned error: 401\n"; string(out) != want {
+		t.Errorf("output = %q, want %q", out, want)
+	}
+}
