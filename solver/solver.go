@@ -307,14 +307,15 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 }
 
 // authorize finds the program the request's Issuer chose and checks that its
-// policy admits the request: the Issuer's config and namespace, and the name
-// being validated. Nothing is read or run before it.
+// policy admits the request: the Issuer's config and namespace, the name being
+// validated and, in default mode, the record name the program would write.
+// Nothing is read, locked or run before it.
 func authorize(cfg *Config, req *whapi.ChallengeRequest) (*Program, IssuerConfig, error) {
 	p, ic, err := cfg.AdmitIssuer(issuerConfigOf(req), req.ResourceNamespace)
 	if err != nil {
 		return nil, ic, err
 	}
-	if err := p.authorizeDomain(req.DNSName); err != nil {
+	if err := p.authorizeNames(req.DNSName, challengeFQDN(req.ResolvedFQDN, req.DNSName)); err != nil {
 		return nil, ic, err
 	}
 	return p, ic, nil
