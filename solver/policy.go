@@ -14,7 +14,10 @@ import (
 // credentials can write.
 
 // PolicyError is a request refused by a program's allowedNamespaces or
-// allowedDomains; it names what was asked and what is allowed.
+// allowedDomains. Its message names the program and what was asked, never the
+// allowed lists: every tenant reads a Challenge's status, and the lists say
+// who else uses the program and for which names. The lists go to the admin's
+// log (logValues).
 type PolicyError struct {
 	Program string
 	// Field is "namespace", "domain" (the name being validated) or "record"
@@ -29,11 +32,20 @@ type PolicyError struct {
 func (e *PolicyError) Error() string {
 	switch e.Field {
 	case "namespace":
-		return fmt.Sprintf("program %q may not be used from namespace %q; allowed namespaces: %s", e.Program, e.Asked, strings.Join(e.Allowed, ", "))
+		return fmt.Sprintf("program %q may not be used from namespace %q; ask the cluster admin to add it to the program's allowedNamespaces", e.Program, e.Asked)
 	case "record":
 		return fmt.Sprintf("program %q may not write the record %q (cert-manager followed a CNAME from %q): it is outside the program's allowedDomains; point the CNAME inside them, or ask the cluster admin to add the record's domain", e.Program, e.Asked, e.From)
 	}
-	return fmt.Sprintf("program %q may not be used for %q; allowed domains: %s", e.Program, e.Asked, strings.Join(e.Allowed, ", "))
+	return fmt.Sprintf("program %q may not be used for %q; ask the cluster admin to add it to the program's allowedDomains", e.Program, e.Asked)
+}
+
+// logValues are the key/values the admin's log of a refusal carries: the
+// allowed list that the error leaves out.
+func (e *PolicyError) logValues() []any {
+	if e.Field == "namespace" {
+		return []any{"allowedNamespaces", e.Allowed}
+	}
+	return []any{"allowedDomains", e.Allowed}
 }
 
 // AdmitIssuer checks an Issuer's webhook.config for a request from namespace

@@ -21,10 +21,10 @@ func TestAuthorizeDomain(t *testing.T) {
 		"deeper below":             {dnsName: "a.b.vpn.corp.example"},
 		"wildcard":                 {dnsName: "*.example.com"},
 		"case and trailing dot":    {dnsName: "VPN.Corp.Example."},
-		"not on a label boundary":  {dnsName: "xcorp.example", wantErr: `program "corp" may not be used for "xcorp.example"; allowed domains: example.com, corp.example`},
-		"parent of an allowed one": {dnsName: "example", wantErr: `program "corp" may not be used for "example"; allowed domains: example.com, corp.example`},
-		"allowed one as a prefix":  {dnsName: "example.com.evil.net", wantErr: `program "corp" may not be used for "example.com.evil.net"; allowed domains: example.com, corp.example`},
-		"wildcard of another":      {dnsName: "*.evil.net", wantErr: `program "corp" may not be used for "evil.net"; allowed domains: example.com, corp.example`},
+		"not on a label boundary":  {dnsName: "xcorp.example", wantErr: `program "corp" may not be used for "xcorp.example"; ask the cluster admin to add it to the program's allowedDomains`},
+		"parent of an allowed one": {dnsName: "example", wantErr: `program "corp" may not be used for "example"; ask the cluster admin to add it to the program's allowedDomains`},
+		"allowed one as a prefix":  {dnsName: "example.com.evil.net", wantErr: `program "corp" may not be used for "example.com.evil.net"; ask the cluster admin to add it to the program's allowedDomains`},
+		"wildcard of another":      {dnsName: "*.evil.net", wantErr: `program "corp" may not be used for "evil.net"; ask the cluster admin to add it to the program's allowedDomains`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -62,10 +62,10 @@ func TestAuthorizeNames(t *testing.T) {
 		"CNAME with the domain as a prefix": {mode: ModeDefault, dnsName: "www.corp.example", record: "_acme-challenge.corp.example.evil.net.",
 			wantErr: fmt.Sprintf(outsideRecord, "_acme-challenge.corp.example.evil.net.")},
 		"identifier refused first": {mode: ModeDefault, dnsName: "shop.example.net", record: "_acme-challenge.x.other.net.",
-			wantErr: `program "corp" may not be used for "shop.example.net"; allowed domains: corp.example`},
+			wantErr: `program "corp" may not be used for "shop.example.net"; ask the cluster admin to add it to the program's allowedDomains`},
 		"RAW: the program builds the record": {mode: ModeRaw, dnsName: "www.corp.example", record: "_acme-challenge.x.other.net."},
 		"RAW: identifier still checked": {mode: ModeRaw, dnsName: "shop.example.net", record: "_acme-challenge.shop.example.net.",
-			wantErr: `program "corp-raw" may not be used for "shop.example.net"; allowed domains: corp.example`},
+			wantErr: `program "corp-raw" may not be used for "shop.example.net"; ask the cluster admin to add it to the program's allowedDomains`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -104,9 +104,9 @@ programs:
 		"default program, any namespace": {config: ``, namespace: "team-c", wantProgram: "shared"},
 		"allowed namespace":              {config: `{"program":"team-ab"}`, namespace: "team-b", wantProgram: "team-ab"},
 		"namespace not allowed": {config: `{"program":"team-ab"}`, namespace: "team-c",
-			wantErr: `program "team-ab" may not be used from namespace "team-c"; allowed namespaces: team-a, team-b`},
+			wantErr: `program "team-ab" may not be used from namespace "team-c"; ask the cluster admin to add it to the program's allowedNamespaces`},
 		"cluster resource namespace not allowed": {config: `{"program":"team-ab"}`, namespace: "cert-manager",
-			wantErr: `program "team-ab" may not be used from namespace "cert-manager"; allowed namespaces: team-a, team-b`},
+			wantErr: `program "team-ab" may not be used from namespace "cert-manager"; ask the cluster admin to add it to the program's allowedNamespaces`},
 		"config refused before the namespace": {config: `{"Program":"team-ab"}`, namespace: "team-c",
 			wantErr: `issuer config: unknown key "Program"; an Issuer may set only "program" and "env", spelled exactly`},
 		"env refused before the namespace": {config: `{"program":"team-ab","env":{"DNS_API_TOKEN":{"secretKeyRef":{"name":"a","key":"b"}}}}`, namespace: "team-c",
@@ -141,10 +141,10 @@ programs:
 	wrongNamespace := request("www.example.org", "key", "")
 	wrongDomain := request("www.example.com", "key", "")
 	wrongDomain.ResourceNamespace = "team-b"
-	if err := s.Present(wrongNamespace); errString(err) != `program "recorder" may not be used from namespace "team-a"; allowed namespaces: team-b` {
+	if err := s.Present(wrongNamespace); errString(err) != `program "recorder" may not be used from namespace "team-a"; ask the cluster admin to add it to the program's allowedNamespaces` {
 		t.Errorf("Present from team-a: %v", err)
 	}
-	if err := s.CleanUp(wrongDomain); errString(err) != `program "recorder" may not be used for "www.example.com"; allowed domains: example.org` {
+	if err := s.CleanUp(wrongDomain); errString(err) != `program "recorder" may not be used for "www.example.com"; ask the cluster admin to add it to the program's allowedDomains` {
 		t.Errorf("CleanUp for www.example.com: %v", err)
 	}
 	if _, err := os.Stat(argvLog); err == nil {

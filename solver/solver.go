@@ -238,7 +238,12 @@ func (s *Solver) serve(action Action, req *whapi.ChallengeRequest) error {
 			log.Info("record not visible yet; cert-manager will retry", "duration", time.Since(start).Round(time.Millisecond))
 			return err
 		}
-		log.Error(err, "challenge failed", "duration", time.Since(start).Round(time.Millisecond))
+		kv := []any{"duration", time.Since(start).Round(time.Millisecond)}
+		var refused *PolicyError
+		if errors.As(err, &refused) {
+			kv = append(kv, refused.logValues()...)
+		}
+		log.Error(err, "challenge failed", kv...)
 		return err
 	}
 	challengeCalls.WithLabelValues(string(action), "success").Inc()

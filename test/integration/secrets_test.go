@@ -103,9 +103,9 @@ programs:
 		// Refused by the program's policy before team-a's Secret is read:
 		// the audit log below counts no read for these.
 		{"namespace the program does not allow", req("team-a", "api-team-b", "dns-creds", "token"),
-			`program "api-team-b" may not be used from namespace "team-a"; allowed namespaces: team-b`, false},
+			`program "api-team-b" may not be used from namespace "team-a"; ask the cluster admin to add it to the program's allowedNamespaces`, false},
 		{"domain the program does not allow", req("team-a", "api-corp", "dns-creds", "token"),
-			`program "api-corp" may not be used for "app.example.com"; allowed domains: corp.example`, false},
+			`program "api-corp" may not be used for "app.example.com"; ask the cluster admin to add it to the program's allowedDomains`, false},
 		{"record a CNAME leads out of the program's domains", throughCNAME(req("team-a", "api-corp", "dns-creds", "token"), "_acme-challenge.app.validation.net.", "validation.net."),
 			`program "api-corp" may not write the record "_acme-challenge.app.validation.net." (cert-manager followed a CNAME from "_acme-challenge.app.corp.example."): ` +
 				`it is outside the program's allowedDomains; point the CNAME inside them, or ask the cluster admin to add the record's domain`, false},
