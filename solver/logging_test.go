@@ -2,10 +2,12 @@ package solver
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 	"github.com/go-logr/logr"
 )
 
@@ -14,6 +16,7 @@ type logEntry struct {
 	err   error // nil for an info entry
 	level int
 	msg   string
+	kv    []any // an error entry's own key/values, not those of WithValues
 }
 
 // recordingSink is a logr sink that keeps each entry with its level, so a
@@ -37,8 +40,8 @@ func (r recordingSink) Enabled(int) bool                     { return true }
 func (r recordingSink) WithValues(...any) logr.LogSink       { return r }
 func (r recordingSink) WithName(string) logr.LogSink         { return r }
 func (r recordingSink) Info(level int, msg string, _ ...any) { r.add(logEntry{level: level, msg: msg}) }
-func (r recordingSink) Error(err error, msg string, _ ...any) {
-	r.add(logEntry{err: err, msg: msg})
+func (r recordingSink) Error(err error, msg string, kv ...any) {
+	r.add(logEntry{err: err, msg: msg, kv: kv})
 }
 
 func (r recordingSink) add(e logEntry) {
@@ -91,5 +94,63 @@ programs:
 	}
 	if succeeded != 1 {
 		t.Errorf("%d info-level %q entries after a successful Present, want 1", succeeded, "program succeeded")
+	}
+}
+
+// TestPolicyRefusalLogsAllowedLists checks that a refusal tells the tenant
+// nothing of the program's allowed lists, and logs them once, beside the
+// error, for the admin.
+func TestPolicyRefusalLogsAllowedLists(t *testing.T) {
+	log, entries := newRecordingLogger()
+	s, _ := newTestSolver(t, `
+programs:
+- name: corp
+  path: `+testProgram(t, "record-argv.sh")+`
+  allowedNamespaces: [team-b, team-c]
+  allowedDomains: [corp.example, example.org]
+`, WithLogger(log))
+	fromTeamB := func(dnsName string) *whapi.ChallengeRequest {
+		req := request(dnsName, "key", "")
+		req.ResourceNamespace = "team-b"
+		return req
+	}
+	throughCNAME := fromTeamB("www.corp.example")
+	throughCNAME.ResolvedFQDN, throughCNAME.ResolvedZone = "_acme-challenge.x.other.net.", "other.net."
+	tests := map[string]struct {
+		req       *whapi.ChallengeRequest
+		wantErr   string
+		wantKey   string
+		wantValue []string
+	}{
+		"namespace": {req: request("www.corp.example", "key", ""),
+			wantErr: `program "corp" may not be used from namespace "team-a"; ask the cluster admin to add it to the program's allowedNamespaces`,
+			wantKey: "allowedNamespaces", wantValue: []string{"team-b", "team-c"}},
+		"domain": {req: fromTeamB("shop.example.net"),
+			wantErr: `program "corp" may not be used for "shop.example.net"; ask the cluster admin to add it to the program's allowedDomains`,
+			wantKey: "allowedDomains", wantValue: []string{"corp.example", "example.org"}},
+		"record": {req: throughCNAME,
+			wantErr: `program "corp" may not write the record "_acme-challenge.x.other.net." (cert-manager followed a CNAME from "_acme-challenge.www.corp.example."): ` +
+				`it is outside the program's allowedDomains; point the CNAME inside them, or ask the cluster admin to add the record's domain`,
+			wantKey: "allowedDomains", wantValue: []string{"corp.example", "example.org"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			before := len(entries())
+			err := s.Present(tc.req)
+			if errString(err) != tc.wantErr {
+				t.Fatalf("error =\n  %v\nwant\n  %s", err, tc.wantErr)
+			}
+			logged := entries()[before:]
+			if len(logged) != 1 || !errors.Is(logged[0].err, err) {
+				t.Fatalf("entries = %+v, want one error entry with the returned error", logged)
+			}
+			i := slices.Index(logged[0].kv, any(tc.wantKey))
+			if i < 0 || i+1 >= len(logged[0].kv) {
+				t.Fatalf("key/values %v lack %s", logged[0].kv, tc.wantKey)
+			}
+			if got, ok := logged[0].kv[i+1].([]string); !ok || !slices.Equal(got, tc.wantValue) {
+				t.Errorf("%s = %#v, want %q", tc.wantKey, logged[0].kv[i+1], tc.wantValue)
+			}
+		})
 	}
 }

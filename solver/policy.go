@@ -14,20 +14,38 @@ import (
 // credentials can write.
 
 // PolicyError is a request refused by a program's allowedNamespaces or
-// allowedDomains; it names what was asked and what is allowed.
+// allowedDomains. Its message names the program and what was asked, never the
+// allowed lists: every tenant reads a Challenge's status, and the lists say
+// who else uses the program and for which names. The lists go to the admin's
+// log (logValues).
 type PolicyError struct {
 	Program string
-	// Field is "namespace" or "domain".
-	Field   string
-	Asked   string
+	// Field is "namespace", "domain" (the name being validated) or "record"
+	// (the record name a default-mode program would be given to write).
+	Field string
+	Asked string
+	// From is, for a record, the name whose CNAME cert-manager followed to it.
+	From    string
 	Allowed []string
 }
 
 func (e *PolicyError) Error() string {
-	if e.Field == "namespace" {
-		return fmt.Sprintf("program %q may not be used from namespace %q; allowed namespaces: %s", e.Program, e.Asked, strings.Join(e.Allowed, ", "))
+	switch e.Field {
+	case "namespace":
+		return fmt.Sprintf("program %q may not be used from namespace %q; ask the cluster admin to add it to the program's allowedNamespaces", e.Program, e.Asked)
+	case "record":
+		return fmt.Sprintf("program %q may not write the record %q (cert-manager followed a CNAME from %q): it is outside the program's allowedDomains; point the CNAME inside them, or ask the cluster admin to add the record's domain", e.Program, e.Asked, e.From)
 	}
-	return fmt.Sprintf("program %q may not be used for %q; allowed domains: %s", e.Program, e.Asked, strings.Join(e.Allowed, ", "))
+	return fmt.Sprintf("program %q may not be used for %q; ask the cluster admin to add it to the program's allowedDomains", e.Program, e.Asked)
+}
+
+// logValues are the key/values the admin's log of a refusal carries: the
+// allowed list that the error leaves out.
+func (e *PolicyError) logValues() []any {
+	if e.Field == "namespace" {
+		return []any{"allowedNamespaces", e.Allowed}
+	}
+	return []any{"allowedDomains", e.Allowed}
 }
 
 // AdmitIssuer checks an Issuer's webhook.config for a request from namespace
@@ -59,21 +77,47 @@ func (p *Program) authorizeNamespace(namespace string) error {
 	return &PolicyError{Program: p.Name, Field: "namespace", Asked: namespace, Allowed: p.AllowedNamespaces}
 }
 
-// authorizeDomain refuses a name that is neither one of the program's
-// allowedDomains nor below one of them on a label boundary. dnsName is the
-// identifier being validated; a wildcard's "*." and a trailing dot are
-// ignored, and so is case.
-func (p *Program) authorizeDomain(dnsName string) error {
-	if p.AllowedDomains == nil {
+// authorizeNames refuses a request whose names lie outside the program's
+// allowedDomains: the name being validated and, in default mode, the record
+// the program is given to write. cert-manager reaches that record by following
+// a CNAME when the Issuer says cnameStrategy: Follow, so checking the
+// identifier alone would let a tenant's CNAME send the program, and its
+// credentials, into any zone. A RAW program is given the identifier and builds
+// the record name itself.
+func (p *Program) authorizeNames(dnsName, recordFQDN string) error {
+	if err := p.authorizeDomain(dnsName); err != nil {
+		return err
+	}
+	if p.Mode == ModeRaw || p.allowsName(recordFQDN) {
 		return nil
 	}
+	return &PolicyError{Program: p.Name, Field: "record", Asked: recordFQDN, From: challengeFQDN("", dnsName), Allowed: p.AllowedDomains}
+}
+
+// authorizeDomain refuses an identifier outside the program's allowedDomains;
+// a wildcard's "*." is ignored.
+func (p *Program) authorizeDomain(dnsName string) error {
 	name := strings.ToLower(rawDomain(dnsName))
-	for _, allowed := range p.AllowedDomains {
-		if name == allowed || strings.HasSuffix(name, "."+allowed) {
-			return nil
-		}
+	if p.allowsName(name) {
+		return nil
 	}
 	return &PolicyError{Program: p.Name, Field: "domain", Asked: name, Allowed: p.AllowedDomains}
+}
+
+// allowsName reports whether name is one of the program's allowedDomains or
+// below one of them on a label boundary, ignoring case and a trailing dot. A
+// program without allowedDomains allows every name.
+func (p *Program) allowsName(name string) bool {
+	if p.AllowedDomains == nil {
+		return true
+	}
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	for _, allowed := range p.AllowedDomains {
+		if name == allowed || strings.HasSuffix(name, "."+allowed) {
+			return true
+		}
+	}
+	return false
 }
 
 // unrestrictedCredentials warns about a program that runs with the admin's

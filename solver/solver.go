@@ -239,7 +239,12 @@ func (s *Solver) serve(action Action, req *whapi.ChallengeRequest) error {
 			log.Info("record not visible yet; cert-manager will retry", "duration", time.Since(start).Round(time.Millisecond))
 			return err
 		}
-		log.Error(err, "challenge failed", "duration", time.Since(start).Round(time.Millisecond))
+		kv := []any{"duration", time.Since(start).Round(time.Millisecond)}
+		var refused *PolicyError
+		if errors.As(err, &refused) {
+			kv = append(kv, refused.logValues()...)
+		}
+		log.Error(err, "challenge failed", kv...)
 		return err
 	}
 	challengeCalls.WithLabelValues(string(action), "success").Inc()
@@ -316,14 +321,15 @@ func (s *Solver) runWithSecrets(ctx context.Context, st *state, p *Program, from
 }
 
 // authorize finds the program the request's Issuer chose and checks that its
-// policy admits the request: the Issuer's config and namespace, and the name
-// being validated. Nothing is read or run before it.
+// policy admits the request: the Issuer's config and namespace, the name being
+// validated and, in default mode, the record name the program would write.
+// Nothing is read, locked or run before it.
 func authorize(cfg *Config, req *whapi.ChallengeRequest) (*Program, IssuerConfig, error) {
 	p, ic, err := cfg.AdmitIssuer(issuerConfigOf(req), req.ResourceNamespace)
 	if err != nil {
 		return nil, ic, err
 	}
-	if err := p.authorizeDomain(req.DNSName); err != nil {
+	if err := p.authorizeNames(req.DNSName, challengeFQDN(req.ResolvedFQDN, req.DNSName)); err != nil {
 		return nil, ic, err
 	}
 	return p, ic, nil

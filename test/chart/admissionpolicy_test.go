@@ -260,7 +260,7 @@ var policyCases = map[string]policyCase{
 	"env not the program's":              {"team-a", `{"program": "nsupdate", "env": {"API_TOKEN": {"secretKeyRef": {"name": "t", "key": "k"}}}}`, both(`issuer config: env API_TOKEN is not allowed for program "nsupdate"; allowed: NSUPDATE_SERVER, TSIG_SECRET`)},
 	"env for a program with none":        {"team-a", `{"program": "cloud", "env": {"CLOUD_TOKEN": {"secretKeyRef": {"name": "t", "key": "k"}}}}`, both(`issuer config: env CLOUD_TOKEN is not allowed: program "cloud" allows no Secret-backed variables`)},
 	"env case variant":                   {"team-a", `{"program": "nsupdate", "env": {"tsig_secret": {"secretKeyRef": {"name": "t", "key": "k"}}}}`, both(`issuer config: env tsig_secret is not allowed for program "nsupdate"; allowed: NSUPDATE_SERVER, TSIG_SECRET`)},
-	"namespace not allowed":              {"team-c", `{"program": "tenant"}`, both(`program "tenant" may not be used from namespace "team-c"; allowed namespaces: team-a, team-b`)},
+	"namespace not allowed":              {"team-c", `{"program": "tenant"}`, both(`program "tenant" may not be used from namespace "team-c"; ask the cluster admin to add it to the program's allowedNamespaces`)},
 	"null program":                       {"team-a", `{"program": null}`, map[string]string{"inline": noProgram, "params": ""}},
 	"null env":                           {"team-a", `{"program": "nsupdate", "env": null}`, both("")},
 	"env value null":                     {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": null}}`, both(`issuer config: env TSIG_SECRET: needs secretKeyRef with name and key`)},
@@ -270,8 +270,8 @@ var policyCases = map[string]policyCase{
 	"secretKeyRef name null":             {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": null, "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef needs both name and key`)},
 	"duplicate program":                  {"team-a", `{"program": "nsupdate", "program": "tenant"}`, both(`issuer config: key "program" appears twice`)},
 	"ClusterIssuer, program for anyone":  {"", `{"program": "nsupdate", "env": ` + goodEnv + `}`, both("")},
-	"ClusterIssuer, program for tenants": {"", `{"program": "tenant"}`, map[string]string{"inline": `program "tenant" may not be used from namespace "cert-manager"; allowed namespaces: team-a, team-b`, "params": `program "tenant" may not be used from namespace "cm-resources"; allowed namespaces: team-a, team-b`}},
-	"ClusterIssuer, program for cert-manager's namespace": {"", `{"program": "cloud"}`, map[string]string{"inline": "", "params": `program "cloud" may not be used from namespace "cm-resources"; allowed namespaces: team-a, cert-manager`}},
+	"ClusterIssuer, program for tenants": {"", `{"program": "tenant"}`, map[string]string{"inline": `program "tenant" may not be used from namespace "cert-manager"; ask the cluster admin to add it to the program's allowedNamespaces`, "params": `program "tenant" may not be used from namespace "cm-resources"; ask the cluster admin to add it to the program's allowedNamespaces`}},
+	"ClusterIssuer, program for cert-manager's namespace": {"", `{"program": "cloud"}`, map[string]string{"inline": "", "params": `program "cloud" may not be used from namespace "cm-resources"; ask the cluster admin to add it to the program's allowedNamespaces`}},
 }
 
 // apiServerRefusals are the rows the API server refuses itself, before

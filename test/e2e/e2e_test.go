@@ -149,10 +149,10 @@ func scenarios(t *testing.T, stack *testbed.Stack, root, argvLog string, vars ma
 		stack.CreateCertificate(t, "team-policy", "stray", cmmeta.IssuerReference{Name: "exec", Kind: "Issuer"}, "stray.example.com")
 		stack.CreateCertificate(t, "team-stranger", "stranger", cmmeta.IssuerReference{Name: "exec", Kind: "Issuer"}, "stranger.policy.example.com")
 		reason := stack.WaitChallengeReason(t, "team-stranger",
-			`program "nsupdate-policy" may not be used from namespace "team-stranger"; allowed namespaces: team-policy`, readyTimeout)
+			`program "nsupdate-policy" may not be used from namespace "team-stranger"; ask the cluster admin to add it to the program's allowedNamespaces`, readyTimeout)
 		t.Logf("team-stranger's Challenge: %s", reason)
 		reason = stack.WaitChallengeReason(t, "team-policy",
-			`program "nsupdate-policy" may not be used for "stray.example.com"; allowed domains: policy.example.com`, readyTimeout)
+			`program "nsupdate-policy" may not be used for "stray.example.com"; ask the cluster admin to add it to the program's allowedDomains`, readyTimeout)
 		t.Logf("team-policy's Challenge for stray.example.com: %s", reason)
 		stack.WaitCertificateReady(t, "team-policy", "allowed", readyTimeout)
 		for _, name := range []string{"_acme-challenge.stray.example.com.", "_acme-challenge.stranger.policy.example.com."} {

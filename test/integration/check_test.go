@@ -53,7 +53,7 @@ func TestCheckCommand(t *testing.T) {
 		}},
 		"policy refuses another namespace": {program: "team-a-only", namespace: "team-b", wantExit: 1, want: []string{
 			`policy of program "team-a-only": namespaces: team-a; domains: check.example.com`,
-			`program "team-a-only" may not be used from namespace "team-b"; allowed namespaces: team-a`,
+			`program "team-a-only" may not be used from namespace "team-b"; ask the cluster admin to add it to the program's allowedNamespaces`,
 		}},
 	}
 	for name, tc := range tests {

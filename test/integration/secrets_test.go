@@ -81,6 +81,12 @@ programs:
 				`{"program":%q,"env":{"API_TOKEN":{"secretKeyRef":{"name":%q,"key":%q}}}}`, program, secretName, key))},
 		}
 	}
+	// throughCNAME is r for app.corp.example, whose _acme-challenge CNAME
+	// cert-manager followed (cnameStrategy: Follow) to record in zone.
+	throughCNAME := func(r *whapi.ChallengeRequest, record, zone string) *whapi.ChallengeRequest {
+		r.DNSName, r.ResolvedFQDN, r.ResolvedZone = "app.corp.example", record, zone
+		return r
+	}
 	tests := []struct {
 		name    string
 		req     *whapi.ChallengeRequest
@@ -97,9 +103,12 @@ programs:
 		// Refused by the program's policy before team-a's Secret is read:
 		// the audit log below counts no read for these.
 		{"namespace the program does not allow", req("team-a", "api-team-b", "dns-creds", "token"),
-			`program "api-team-b" may not be used from namespace "team-a"; allowed namespaces: team-b`, false},
+			`program "api-team-b" may not be used from namespace "team-a"; ask the cluster admin to add it to the program's allowedNamespaces`, false},
 		{"domain the program does not allow", req("team-a", "api-corp", "dns-creds", "token"),
-			`program "api-corp" may not be used for "app.example.com"; allowed domains: corp.example`, false},
+			`program "api-corp" may not be used for "app.example.com"; ask the cluster admin to add it to the program's allowedDomains`, false},
+		{"record a CNAME leads out of the program's domains", throughCNAME(req("team-a", "api-corp", "dns-creds", "token"), "_acme-challenge.app.validation.net.", "validation.net."),
+			`program "api-corp" may not write the record "_acme-challenge.app.validation.net." (cert-manager followed a CNAME from "_acme-challenge.app.corp.example."): ` +
+				`it is outside the program's allowedDomains; point the CNAME inside them, or ask the cluster admin to add the record's domain`, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,7 +156,7 @@ programs:
 			teamB++
 		}
 	}
-	// Three requests read team-a's Secret (the two refused by a program's
+	// Three requests read team-a's Secret (the three refused by a program's
 	// policy read none); the team-b request read only team-b.
 	if teamA != 3 || teamB != 1 {
 		t.Errorf("Secret reads: team-a %d (want 3), team-b %d (want 1)", teamA, teamB)
