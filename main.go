@@ -9,6 +9,7 @@ import (
 	"github.com/cert-manager/cert-manager/pkg/acme/webhook/cmd"
 
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/initproc"
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/runner"
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/solver"
 )
 
@@ -17,6 +18,13 @@ func main() {
 		os.Exit(runCheck(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	initproc.RunAsInitIfPID1()
+	if len(os.Args) > 1 && os.Args[1] == "runner" {
+		os.Exit(runRunner(os.Args[2:], os.Stderr))
+	}
+	if err := runner.MakeNonDumpable(); err != nil {
+		fmt.Fprintln(os.Stderr, "cannot keep programs from reading the webhook's memory and environment:", err)
+		os.Exit(1)
+	}
 	groupName := os.Getenv("GROUP_NAME")
 	if groupName == "" {
 		fmt.Fprintln(os.Stderr, "GROUP_NAME must be set to the API group the webhook serves (the Issuer's webhook.groupName), e.g. acme.example.com")

@@ -1,7 +1,6 @@
 package solver
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,7 +12,8 @@ import (
 	"time"
 
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
-	"github.com/go-logr/logr"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/runner"
 )
 
 // BenchmarkPresentOverhead compares a Present of /bin/true through the solver
@@ -71,7 +71,7 @@ programs:
 			req := zoneRequest(i, zone)
 			cmd := exec.Command(program, string(ActionPresent), req.ResolvedFQDN, req.Key)
 			cmd.Env = []string{"INTERVAL_LOG=" + intervalLog, fmt.Sprintf("RUN_SECONDS=%v", runSeconds),
-				"PATH=" + defaultPATH, EnvResolvedZone + "=" + req.ResolvedZone}
+				"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", runner.EnvResolvedZone + "=" + req.ResolvedZone}
 			return cmd.Run()
 		})
 		solver += wallOf60Concurrent(b, "Presents", func(zone int) error {
@@ -124,22 +124,4 @@ func memoryBackedDir(b *testing.B) string {
 	}
 	b.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return dir
-}
-
-// BenchmarkOutputFlood reports what capturing one run's output allocates
-// (B/op) when the program writes 5 MB of empty lines, or 20,000 short lines
-// and a 1 MB line; the capture keeps at most maxOutputLines lines and
-// maxOutputBytes bytes of each stream whatever the line lengths.
-func BenchmarkOutputFlood(b *testing.B) {
-	for name, program := range map[string]string{"empty-lines": "blank-flood.sh", "long-lines": "flood.sh"} {
-		b.Run(name, func(b *testing.B) {
-			p := &Program{Name: "flood", Path: testProgram(b, program)}
-			inv := invocation{program: p, action: ActionPresent, args: []string{"present"}, env: buildEnvironment(p, runContext{Action: ActionPresent}, nil, nil), runsDir: b.TempDir(), log: logr.Discard()}
-			b.ReportAllocs()
-			for b.Loop() {
-				res, _ := runProgram(context.Background(), inv)
-				b.ReportMetric(float64(len(res.Stdout)), "kept-lines")
-			}
-		})
-	}
 }

@@ -19,6 +19,8 @@ import (
 	dnsutil "github.com/cert-manager/cert-manager/pkg/issuer/acme/dns/util"
 	"github.com/go-logr/logr"
 	"github.com/miekg/dns"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/runner"
 )
 
 // CheckOptions configure Check: which program of which config to try on
@@ -204,7 +206,7 @@ func (c *checker) timeoutStep(ctx context.Context) propagationSettings {
 	c.say("\n$ %s timeout", c.program.Path)
 	runCtx, cancel := context.WithTimeout(ctx, timeoutQueryDeadline)
 	defer cancel()
-	res, err := runProgram(runCtx, c.invocation(ActionTimeout, []string{string(ActionTimeout)}))
+	res, err := c.runner().Run(runCtx, c.invocation(ActionTimeout, []string{string(ActionTimeout)}))
 	c.printOutput(res)
 	settings, err := timeoutSettings(c.program, res, err)
 	if err != nil {
@@ -214,11 +216,23 @@ func (c *checker) timeoutStep(ctx context.Context) propagationSettings {
 	return settings
 }
 
-func (c *checker) invocation(action Action, args []string) invocation {
-	env := buildEnvironment(c.program, runContext{
-		Action: action, DNSName: rawDomain(c.opts.Domain), ResolvedFQDN: c.fqdn, ResolvedZone: c.zone, ResourceNamespace: c.opts.Namespace,
-	}, c.secretEnv(), c.opts.Environ())
-	return invocation{program: c.program, action: action, args: args, env: env, runsDir: c.runsDir, log: logr.Discard()}
+func (c *checker) invocation(action Action, args []string) runner.Invocation {
+	return runner.Invocation{
+		Program: c.program.Name, Action: action, Args: args, Secrets: c.secretEnv(),
+		Context: runner.Context{DNSName: rawDomain(c.opts.Domain), ResolvedFQDN: c.fqdn, ResolvedZone: c.zone, ResourceNamespace: c.opts.Namespace},
+	}
+}
+
+// runner runs the checked program in this process, as the webhook's runner would.
+func (c *checker) runner() *runner.Local {
+	return &runner.Local{
+		Programs: func(name string) (runner.Program, bool) {
+			return c.program.runnerProgram(), name == c.program.Name
+		},
+		Environ: c.opts.Environ,
+		RunsDir: c.runsDir,
+		Log:     logr.Discard(),
+	}
 }
 
 // secretEnv takes the values of the program's secretEnv from the checker's
@@ -240,13 +254,13 @@ func (c *checker) runStep(ctx context.Context, action Action, value string, cred
 	})
 	inv := c.invocation(action, args)
 	c.say("\n$ %s %s", c.program.Path, strings.Join(args, " "))
-	c.say("  env: %s", strings.Join(envNames(inv.env), " "))
+	c.say("  env: %s", strings.Join(c.runner().VariableNames(inv), " "))
 	runCtx, cancel := context.WithTimeout(ctx, c.program.Timeout)
 	defer cancel()
-	res, err := runProgram(runCtx, inv)
+	res, err := c.runner().Run(runCtx, inv)
 	c.printOutput(res)
 	if err != nil {
-		var runErr *RunError
+		var runErr *runner.RunError
 		hint := ""
 		if errors.As(err, &runErr) && runErr.Killed {
 			hint = fmt.Sprintf("The program did not finish within its timeout (%s): raise `timeout` or make it faster.", c.program.Timeout)
@@ -258,23 +272,13 @@ func (c *checker) runStep(ctx context.Context, action Action, value string, cred
 	return true
 }
 
-func (c *checker) printOutput(res runResult) {
+func (c *checker) printOutput(res runner.Result) {
 	for _, l := range res.Stdout {
 		c.say("  | %s", l)
 	}
 	for _, l := range res.Stderr {
 		c.say("  ! %s", l)
 	}
-}
-
-func envNames(env environment) []string {
-	vars := env.forRun("", "")
-	names := make([]string, 0, len(vars))
-	for _, kv := range vars {
-		name, _, _ := strings.Cut(kv, "=")
-		names = append(names, name)
-	}
-	return names
 }
 
 // nameservers are the servers asked for the record: the given one, or the

@@ -18,6 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	"sigs.k8s.io/yaml"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/runner"
 )
 
 // DefaultConfigPath is where the chart mounts the solver config ConfigMap (a
@@ -510,7 +512,7 @@ func validateEnv(p *Program) error {
 		if !envNameRE.MatchString(name) {
 			return fmt.Errorf("env: %q is not a valid variable name", name)
 		}
-		if isContextEnv(name) {
+		if runner.IsContextEnv(name) {
 			return fmt.Errorf("env: %s is set by the webhook for every run and cannot be configured", name)
 		}
 		if name == "HOME" || name == "TMPDIR" {
@@ -521,7 +523,7 @@ func validateEnv(p *Program) error {
 		if !envNameRE.MatchString(name) {
 			return fmt.Errorf("passEnv[%d]: %q is not a valid variable name", i, name)
 		}
-		if isContextEnv(name) || isBaseEnv(name) {
+		if runner.SetByWebhook(name) {
 			return fmt.Errorf("passEnv[%d]: %s is set by the webhook for every run and cannot be passed through", i, name)
 		}
 		if _, fixed := p.Env[name]; fixed {
@@ -629,6 +631,28 @@ func (c *Config) ProgramNames() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// runnerProgram is what the runner needs of p.
+func (p *Program) runnerProgram() runner.Program {
+	return runner.Program{
+		Name:       p.Name,
+		Path:       p.Path,
+		Timeout:    p.Timeout,
+		Env:        p.Env,
+		PassEnv:    p.PassEnv,
+		SecretEnv:  p.SecretEnv,
+		PassAllEnv: p.passAllEnv,
+	}
+}
+
+// RunnerProgram finds a program by name as the runner runs it.
+func (c *Config) RunnerProgram(name string) (runner.Program, bool) {
+	p, ok := c.Programs[name]
+	if !ok {
+		return runner.Program{}, false
+	}
+	return p.runnerProgram(), true
 }
 
 // HasRawProgram reports whether any program needs the token and key authorization.

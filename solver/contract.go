@@ -7,16 +7,18 @@ import (
 	"unicode/utf8"
 
 	"github.com/miekg/dns"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/runner"
 )
 
 // Action is a program's first argument.
-type Action string
+type Action = runner.Action
 
 // The actions of lego's exec contract.
 const (
-	ActionPresent Action = "present"
-	ActionCleanUp Action = "cleanup"
-	ActionTimeout Action = "timeout"
+	ActionPresent = runner.ActionPresent
+	ActionCleanUp = runner.ActionCleanUp
+	ActionTimeout = runner.ActionTimeout
 )
 
 // challengeArgs is what the argv of a present or cleanup run is built from.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
 )
 
 // interval is one run recorded by testdata/programs/intervals.sh.
@@ -164,8 +166,8 @@ programs:
 	if errString(err) != want {
 		t.Fatalf("error = %q, want %q", errString(err), want)
 	}
-	for _, pid := range readPIDs(t, pidLog) {
-		if !exitsSoon(pid) {
+	for _, pid := range testbed.ReadPIDs(t, pidLog) {
+		if !testbed.ExitsSoon(pid) {
 			t.Errorf("process %d outlived the call", pid)
 		}
 	}

@@ -60,6 +60,7 @@ func newTestSolver(t testing.TB, cfgYAML string, opts ...Option) (*Solver, *logB
 	opts = append([]Option{WithLogger(logs.logger()), WithEnviron(func() []string { return nil })}, opts...)
 	s := New(opts...)
 	s.runsDir = t.TempDir()
+	s.runner = s.inProcessRunner()
 	s.locks = newZoneLocks(cfg.MaxConcurrentRuns)
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })

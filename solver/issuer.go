@@ -11,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/runner"
 )
 
 // maxIssuerConfigBytes bounds an Issuer's webhook.config.
@@ -134,7 +136,7 @@ func readSecretEnv(ctx context.Context, kube kubernetes.Interface, namespace str
 		if !ok {
 			return nil, fmt.Errorf("env %s: Secret %s/%s has no key %q", name, namespace, ref.Name, ref.Key)
 		}
-		if limit := maxEnvValue(name); len(value) > limit {
+		if limit := runner.MaxEnvValue(name); len(value) > limit {
 			return nil, fmt.Errorf("env %s: Secret %s/%s key %q holds %d bytes; an environment variable holds at most %d bytes besides its name %s (Linux's MAX_ARG_STRLEN, 128 KiB)",
 				name, namespace, ref.Name, ref.Key, len(value), limit, name)
 		}

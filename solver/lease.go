@@ -19,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/runner"
 )
 
 // EnvLeaseNamespace turns on per-zone Leases (for several replicas): runs
@@ -82,7 +84,7 @@ func leaseName(zone string) string {
 // leaseDuration covers a whole run: the program's deadline, its kill grace
 // and a margin. A replica that dies holding the Lease blocks others no longer.
 func leaseDuration(p *Program) time.Duration {
-	return time.Duration(math.Ceil((p.Timeout + killGrace + leaseMargin).Seconds())) * time.Second
+	return time.Duration(math.Ceil((p.Timeout + runner.KillGrace + leaseMargin).Seconds())) * time.Second
 }
 
 // acquire takes the zone's Lease for up to duration, renewing it until the

@@ -2,6 +2,7 @@ package solver
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -9,6 +10,8 @@ import (
 	legoexec "github.com/go-acme/lego/v4/providers/dns/exec"
 	legov5exec "github.com/go-acme/lego/v5/providers/dns/exec"
 	"github.com/go-logr/logr"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/runner"
 )
 
 // legoOwnExpectation is what lego's exec_test.go expects for domain "domain",
@@ -79,10 +82,13 @@ func TestArgvMatchesLego(t *testing.T) {
 						Token:   in.token,
 						KeyAuth: in.keyAuth,
 					}
+					run := &runner.Local{
+						Programs: func(string) (runner.Program, bool) { return p.runnerProgram(), true },
+						Environ:  os.Environ, RunsDir: t.TempDir(), Log: logr.Discard(),
+					}
 					for _, action := range []Action{ActionPresent, ActionCleanUp} {
-						env := buildEnvironment(p, runContext{Action: action}, nil, nil)
-						inv := invocation{program: p, action: action, args: programArgs(mode, action, ch), env: env, runsDir: t.TempDir(), log: logr.Discard()}
-						if _, err := runProgram(context.Background(), inv); err != nil {
+						inv := runner.Invocation{Program: p.Name, Action: action, Args: programArgs(mode, action, ch)}
+						if _, err := run.Run(context.Background(), inv); err != nil {
 							t.Fatal(err)
 						}
 					}

@@ -6,6 +6,8 @@ import (
 
 	"k8s.io/component-base/metrics"
 	"k8s.io/component-base/metrics/legacyregistry"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/runner"
 )
 
 // Metrics are registered with the API server's own registry, so they are
@@ -68,7 +70,7 @@ func init() {
 
 // runOutcome classifies a run's error for program_runs_total.
 func runOutcome(err error) string {
-	var runErr *RunError
+	var runErr *runner.RunError
 	switch {
 	case err == nil:
 		return "success"

@@ -10,6 +10,8 @@ import (
 
 	dnsutil "github.com/cert-manager/cert-manager/pkg/issuer/acme/dns/util"
 	"github.com/go-logr/logr"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/runner"
 )
 
 // timeoutQueryDeadline bounds `program timeout` at config load.
@@ -57,7 +59,7 @@ func parseTimeoutAnswer(stdout string, defaults propagationSettings) (propagatio
 
 // timeoutSettings turns a run of `program timeout` into the settings the
 // program's propagation wait uses, and says why defaults were used, if they were.
-func timeoutSettings(p *Program, res runResult, runErr error) (propagationSettings, error) {
+func timeoutSettings(p *Program, res runner.Result, runErr error) (propagationSettings, error) {
 	defaults := propagationSettings{
 		Timeout: p.Propagation.Timeout, TimeoutSource: p.Propagation.TimeoutSource,
 		Interval: p.Propagation.Interval, IntervalSource: p.Propagation.IntervalSource,

@@ -137,6 +137,7 @@ func TestReloadSeesUpdateDuringStartup(t *testing.T) {
 	defer close(stop)
 
 	// Initialize's steps, with the update between its read and the watch.
+	s.runner = s.inProcessRunner()
 	cfg, err := LoadConfig(getenv)
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/runner"
 )
 
 // SolverName is the solver's name in the Issuer's webhook.solverName.
@@ -28,14 +30,20 @@ var _ webhook.Solver = (*Solver)(nil)
 
 // Solver runs the configured programs for cert-manager's Present and CleanUp calls.
 type Solver struct {
-	getenv    func(string) string
-	environ   func() []string
-	log       logr.Logger
-	check     recordVisible
-	runsDir   string // each run gets its own private directory in it
+	getenv  func(string) string
+	environ func() []string
+	log     logr.Logger
+	check   recordVisible
+	runsDir string // each run gets its own private directory in it
+	// runner runs the programs: in this process, or in the runner container
+	// of the webhook's Pod (EXEC_RUNNER_SOCKET).
+	runner    runner.Runner
 	locks     *zoneLocks
 	presented *presentedRecords
 	current   atomic.Pointer[state]
+	// loaded is the latest config loaded, which an in-process runner runs
+	// programs from (its timeout is asked before it is served).
+	loaded atomic.Pointer[Config]
 	// reloadPoll is how often the config file is read again; tests shorten it.
 	reloadPoll time.Duration
 	// initMu serialises Initialize, which the conformance suite calls repeatedly.
@@ -117,6 +125,9 @@ func (s *Solver) Initialize(kubeConfig *rest.Config, stop <-chan struct{}) error
 	if err != nil {
 		return fmt.Errorf("exec solver: %w", err)
 	}
+	if err := s.connectRunner(stop); err != nil {
+		return fmt.Errorf("exec solver: %w", err)
+	}
 	c := &cluster{kube: kube, cm: cm, stop: stop, log: s.log}
 	if ns := s.getenv(EnvLeaseNamespace); ns != "" {
 		c.leases = newZoneLeases(kube.CoordinationV1(), ns, s.log)
@@ -125,6 +136,55 @@ func (s *Solver) Initialize(kubeConfig *rest.Config, stop <-chan struct{}) error
 	configLoaded.Set(1)
 	s.serveConfig(c, cfg)
 	return nil
+}
+
+// runnerDialBudget is how long Initialize waits for the runner container.
+const runnerDialBudget = 2 * time.Minute
+
+// connectRunner connects to the runner container when EXEC_RUNNER_SOCKET
+// names its socket, else runs programs in this process.
+func (s *Solver) connectRunner(stop <-chan struct{}) error {
+	if s.runner != nil {
+		return nil
+	}
+	path := s.getenv(runner.EnvSocket)
+	if path == "" {
+		s.log.Info("WARNING: programs run in the webhook's own process, where a program can read the webhook's ServiceAccount token and environment; the chart runs them in a runner container (" + runner.EnvSocket + ")")
+		s.runner = s.inProcessRunner()
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runnerDialBudget)
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	client, err := runner.Dial(ctx, path, s.log.WithName("runner"))
+	if err != nil {
+		return err
+	}
+	s.log.Info("programs run in the runner container", "socket", path)
+	s.runner = client
+	return nil
+}
+
+// inProcessRunner runs programs in this process, from the latest config loaded.
+func (s *Solver) inProcessRunner() *runner.Local {
+	return &runner.Local{
+		Programs: func(name string) (runner.Program, bool) {
+			cfg := s.loaded.Load()
+			if cfg == nil {
+				return runner.Program{}, false
+			}
+			return cfg.RunnerProgram(name)
+		},
+		Environ: s.environ,
+		RunsDir: s.runsDir,
+		Log:     s.log,
+	}
 }
 
 // serveConfig starts serving the config Initialize loaded and watching its file.
@@ -154,6 +214,7 @@ func (s *Solver) install(st *state) {
 // are never sent `timeout`: lego never sends it, so scripts written for lego
 // do not expect it, and its answer would go unused.
 func (s *Solver) newState(c *cluster, cfg *Config) *state {
+	s.loaded.Store(cfg)
 	st := &state{cfg: cfg, cluster: c, propagation: map[string]propagationSettings{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -200,8 +261,7 @@ func (s *Solver) askTimeout(p *Program) propagationSettings {
 	log := s.log.WithValues("program", p.Name, "action", ActionTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), timeoutQueryDeadline)
 	defer cancel()
-	env := buildEnvironment(p, runContext{Action: ActionTimeout}, nil, s.environ())
-	res, err := s.run(ctx, invocation{program: p, action: ActionTimeout, args: []string{string(ActionTimeout)}, env: env, runsDir: s.runsDir, log: log})
+	res, err := s.run(ctx, runner.Invocation{Program: p.Name, Action: ActionTimeout, Args: []string{string(ActionTimeout)}}, log)
 	settings, err := timeoutSettings(p, res, err)
 	if err != nil {
 		log.V(1).Info("program gave no usable timeout answer; using defaults where needed", "reason", err.Error())
@@ -280,14 +340,13 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 	if err != nil {
 		return err
 	}
-	rc := runContext{
-		Action:            action,
+	rc := runner.Context{
 		DNSName:           req.DNSName,
 		ResolvedFQDN:      fqdn,
 		ResolvedZone:      req.ResolvedZone,
 		ResourceNamespace: req.ResourceNamespace,
 	}
-	err = s.runWithSecrets(ctx, st, p, ic.Env, rc, programArgs(p.Mode, action, ch), log)
+	err = s.runWithSecrets(ctx, st, p, ic.Env, action, rc, programArgs(p.Mode, action, ch), log)
 	release()
 	if err != nil {
 		return err
@@ -308,15 +367,14 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 // runWithSecrets reads the Issuer's Secret values and runs the program with
 // them. It is called once the run may start: a request waiting for its zone
 // or a run slot holds no Secret values, however many wait.
-func (s *Solver) runWithSecrets(ctx context.Context, st *state, p *Program, fromIssuer map[string]EnvSource, rc runContext, args []string, log logr.Logger) error {
+func (s *Solver) runWithSecrets(ctx context.Context, st *state, p *Program, fromIssuer map[string]EnvSource, action Action, rc runner.Context, args []string, log logr.Logger) error {
 	fromSecrets, err := readSecretEnv(ctx, st.cluster.kube, rc.ResourceNamespace, fromIssuer)
 	if err != nil {
 		return err
 	}
-	env := buildEnvironment(p, rc, fromSecrets, s.environ())
 	runCtx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
-	_, err = s.run(runCtx, invocation{program: p, action: rc.Action, args: args, env: env, runsDir: s.runsDir, log: log})
+	_, err = s.run(runCtx, runner.Invocation{Program: p.Name, Action: action, Args: args, Secrets: fromSecrets, Context: rc}, log)
 	return err
 }
 
@@ -426,19 +484,19 @@ func zoneWaitError(err error, zone string, maxRuns int) error {
 }
 
 // run runs a program, then logs and counts the run once.
-func (s *Solver) run(ctx context.Context, inv invocation) (runResult, error) {
+func (s *Solver) run(ctx context.Context, inv runner.Invocation, log logr.Logger) (runner.Result, error) {
 	programRunsInFlight.Inc()
-	res, err := runProgram(ctx, inv)
+	res, err := s.runner.Run(ctx, inv)
 	programRunsInFlight.Dec()
-	programRuns.WithLabelValues(inv.program.Name, string(inv.action), runOutcome(err)).Inc()
-	programRunDuration.WithLabelValues(inv.program.Name, string(inv.action)).Observe(res.Duration.Seconds())
-	logRun(inv.log, res, err)
+	programRuns.WithLabelValues(inv.Program, string(inv.Action), runOutcome(err)).Inc()
+	programRunDuration.WithLabelValues(inv.Program, string(inv.Action)).Observe(res.Duration.Seconds())
+	logRun(log, res, err)
 	return res, err
 }
 
 // logRun logs a successful run; a failed one is logged once, at error
 // level, by whoever handles its error.
-func logRun(log logr.Logger, res runResult, err error) {
+func logRun(log logr.Logger, res runner.Result, err error) {
 	if err != nil {
 		return
 	}

@@ -15,6 +15,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // RunAsInitIfPID1 returns at once unless the process is PID 1. As PID 1 it
@@ -27,6 +29,12 @@ func RunAsInitIfPID1() {
 }
 
 func supervise() int {
+	// The container's environment holds the admin's credentials for programs:
+	// no process of this UID may read it from this init's /proc entry.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "init: PR_SET_DUMPABLE:", err)
+		return 1
+	}
 	signals := make(chan os.Signal, 16)
 	// Every signal a container runtime or a user would send, forwarded as is.
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)

@@ -1,4 +1,4 @@
-package solver
+package runner
 
 import (
 	"context"
@@ -16,53 +16,17 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
 )
 
 // testInvocation runs program with env; secrets are redacted as a tenant's.
-func testInvocation(t *testing.T, program string, env map[string]string, secrets ...string) invocation {
+func testInvocation(t *testing.T, program string, env map[string]string, secrets ...string) job {
 	t.Helper()
 	p := &Program{Name: strings.TrimSuffix(program, ".sh"), Path: testProgram(t, program), Env: env}
-	e := buildEnvironment(p, runContext{Action: ActionPresent}, nil, nil)
+	e := buildEnvironment(p, Invocation{Action: ActionPresent}, nil)
 	e.tenantSecrets = append(e.tenantSecrets, secrets...)
-	return invocation{program: p, action: ActionPresent, args: []string{"present", "_acme-challenge.example.com.", "value"}, env: e, runsDir: t.TempDir(), log: logr.Discard()}
-}
-
-// alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-	return len(fields) > 0 && fields[0] != "Z"
-}
-
-// exitsSoon waits for a killed process to be gone; kill(2) returns before
-// the target has died.
-func exitsSoon(pid int) bool {
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if !alive(pid) {
-			return true
-		}
-	}
-	return false
-}
-
-func readPIDs(t *testing.T, path string) []int {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, f := range strings.Fields(string(data)) {
-		pid, err := strconv.Atoi(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pids = append(pids, pid)
-	}
-	return pids
+	return job{program: p, action: ActionPresent, args: []string{"present", "_acme-challenge.example.com.", "value"}, env: e, runsDir: t.TempDir(), log: logr.Discard()}
 }
 
 func TestRunDeadlineKillsProcessGroup(t *testing.T) {
@@ -75,8 +39,8 @@ func TestRunDeadlineKillsProcessGroup(t *testing.T) {
 	if errString(err) != want {
 		t.Fatalf("error = %q, want %q", errString(err), want)
 	}
-	for _, pid := range readPIDs(t, pidLog) {
-		if !exitsSoon(pid) {
+	for _, pid := range testbed.ReadPIDs(t, pidLog) {
+		if !testbed.ExitsSoon(pid) {
 			t.Errorf("process %d outlived the run", pid)
 		}
 	}
@@ -92,8 +56,8 @@ func TestRunCancelledRequestKillsProgram(t *testing.T) {
 	if errString(err) != want {
 		t.Fatalf("error = %q, want %q", errString(err), want)
 	}
-	for _, pid := range readPIDs(t, pidLog) {
-		if !exitsSoon(pid) {
+	for _, pid := range testbed.ReadPIDs(t, pidLog) {
+		if !testbed.ExitsSoon(pid) {
 			t.Errorf("process %d outlived the run", pid)
 		}
 	}
@@ -112,8 +76,8 @@ func TestRunBackgroundChildIsKilled(t *testing.T) {
 	if res.Duration > 10*time.Second {
 		t.Errorf("run waited %s for its background child", res.Duration)
 	}
-	for _, pid := range readPIDs(t, pidLog) {
-		if !exitsSoon(pid) {
+	for _, pid := range testbed.ReadPIDs(t, pidLog) {
+		if !testbed.ExitsSoon(pid) {
 			t.Errorf("background child %d outlived the run", pid)
 		}
 	}
@@ -246,7 +210,7 @@ func TestRunStartErrors(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			runsDir := t.TempDir()
-			inv := invocation{program: &Program{Name: "p", Path: tc.path}, action: ActionPresent, args: []string{"present"}, runsDir: runsDir, log: logr.Discard()}
+			inv := job{program: &Program{Name: "p", Path: tc.path}, action: ActionPresent, args: []string{"present"}, runsDir: runsDir, log: logr.Discard()}
 			_, err := runProgram(context.Background(), inv)
 			if left, _ := os.ReadDir(runsDir); len(left) > 0 {
 				t.Errorf("run directories left: %v", left)
@@ -315,8 +279,8 @@ func TestRunLeavesNoDescendant(t *testing.T) {
 		t.Errorf("concurrent run: error = %q, want %q", errString(slowErr), wantSlow)
 	}
 	for _, log := range pidLogs {
-		for _, pid := range readPIDs(t, log) {
-			if alive(pid) {
+		for _, pid := range testbed.ReadPIDs(t, log) {
+			if testbed.Alive(pid) {
 				t.Errorf("daemon %d outlived its run", pid)
 			}
 		}
@@ -336,7 +300,7 @@ func killAll(t *testing.T, pidLogs []string) {
 		if _, err := os.Stat(log); err != nil {
 			continue
 		}
-		for _, pid := range readPIDs(t, log) {
+		for _, pid := range testbed.ReadPIDs(t, log) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}

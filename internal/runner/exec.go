@@ -1,4 +1,4 @@
-package solver
+package runner
 
 import (
 	"bufio"
@@ -20,8 +20,8 @@ import (
 
 // Bounds on what a run may cost the webhook.
 const (
-	// killGrace is how long a program's process group has between SIGTERM and SIGKILL.
-	killGrace = 2 * time.Second
+	// KillGrace is how long a program's process group has between SIGTERM and SIGKILL.
+	KillGrace = 2 * time.Second
 	// drainGrace is how long output is read after the process group is gone,
 	// for a descendant that left the group but kept the pipes open.
 	drainGrace = 200 * time.Millisecond
@@ -36,23 +36,14 @@ const (
 	maxTailBytes = 400
 )
 
-// invocation is one run of a program.
-type invocation struct {
+// job is one run of a program, ready to start.
+type job struct {
 	program *Program
 	action  Action
 	args    []string
 	env     environment
 	runsDir string // the run gets its own private directory in it
 	log     logr.Logger
-}
-
-// runResult is what a finished run left behind.
-type runResult struct {
-	Duration time.Duration
-	Stdout   []string
-	Stderr   []string
-	// Truncated counts output bytes dropped beyond the bounds.
-	Truncated int
 }
 
 // RunError is a failed run, phrased for a Challenge's status: program, action,
@@ -64,8 +55,9 @@ type RunError struct {
 	Signal   string
 	Killed   bool
 	Timeout  time.Duration
-	// StartErr is why the program could not be started, or nil.
-	StartErr error
+	// StartErr is why the program could not be started, or nil. The
+	// channel carries it as text (wireError).
+	StartErr error `json:"-"`
 	Tail     string
 }
 
@@ -93,15 +85,15 @@ func (e *RunError) Error() string {
 // Unwrap returns the reason the program could not be started, if any.
 func (e *RunError) Unwrap() error { return e.StartErr }
 
-// runProgram runs one invocation until it exits or ctx ends, in a private
+// runProgram runs one job until it exits or ctx ends, in a private
 // directory of its own that is removed afterwards. Its process group is
-// killed when ctx ends (SIGTERM, then SIGKILL after killGrace) and always once
+// killed when ctx ends (SIGTERM, then SIGKILL after KillGrace) and always once
 // the program itself has exited; then every other process the run left is
 // killed too (see containment.go), so no descendant outlives the run.
-func runProgram(ctx context.Context, inv invocation) (runResult, error) {
+func runProgram(ctx context.Context, inv job) (Result, error) {
 	redact := newRedactor(inv.env.adminSecrets, inv.env.tenantSecrets)
 	start := time.Now()
-	res := runResult{}
+	res := Result{}
 	runErr := &RunError{Program: inv.program.Name, Action: inv.action}
 
 	if err := checkExecSize(inv.args, inv.env.vars); err != nil {
@@ -174,7 +166,7 @@ func runProgram(ctx context.Context, inv invocation) (runResult, error) {
 		group.signal(unix.SIGTERM)
 		select {
 		case <-exited:
-		case <-time.After(killGrace):
+		case <-time.After(KillGrace):
 			group.signal(unix.SIGKILL)
 		}
 	})
@@ -393,7 +385,7 @@ func (s *streamCapture) markDropped() {
 
 // errorTail quotes the last lines of stderr (or of stdout when stderr is
 // empty) for an error message; lines are already redacted.
-func errorTail(res runResult) string {
+func errorTail(res Result) string {
 	lines := nonEmpty(res.Stderr)
 	if len(lines) == 0 {
 		lines = nonEmpty(res.Stdout)

@@ -1,4 +1,4 @@
-package solver
+package runner
 
 import (
 	"bytes"
@@ -145,7 +145,7 @@ func (t *processTree) endRun(runID string, pgid int) {
 	if len(t.strayChildren()) == 0 {
 		return
 	}
-	deadline := time.Now().Add(killGrace)
+	deadline := time.Now().Add(KillGrace)
 	killed := map[int]int{} // PID to pidfd
 	defer func() {
 		for _, fd := range killed {

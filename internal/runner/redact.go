@@ -1,4 +1,4 @@
-package solver
+package runner
 
 import (
 	"cmp"
