@@ -161,8 +161,13 @@ var (
 
 // LoadConfig reads the solver config the environment points at: the file named
 // by EXEC_CONFIG, else a program from EXEC_PATH (lego's variables), else the
-// file at DefaultConfigPath.
+// file at DefaultConfigPath. Each program must be executable here.
 func LoadConfig(getenv func(string) string) (*Config, error) {
+	return loadConfig(getenv, checkExecutable)
+}
+
+// loadConfig is LoadConfig with checkPath verifying each program's path.
+func loadConfig(getenv func(string) string, checkPath func(string) error) (*Config, error) {
 	defaults, err := propagationDefaults(getenv)
 	if err != nil {
 		return nil, err
@@ -176,23 +181,27 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 	case path != "" && legacyPath != "":
 		return nil, fmt.Errorf("both %s and %s are set: use the config file for every program, or EXEC_PATH alone", EnvConfig, EnvPath)
 	case path != "":
-		return LoadConfigFile(path, defaults)
+		return loadConfigFile(path, defaults, checkPath)
 	case legacyPath != "":
-		return legacyConfig(getenv, legacyPath, defaults)
+		return legacyConfig(getenv, legacyPath, defaults, checkPath)
 	}
 	if _, err := os.Stat(DefaultConfigPath); err != nil {
 		return nil, fmt.Errorf("no programs configured: set %s to a solver config file, or %s to a program (no file at the default %s)", EnvConfig, EnvPath, DefaultConfigPath)
 	}
-	return LoadConfigFile(DefaultConfigPath, defaults)
+	return loadConfigFile(DefaultConfigPath, defaults, checkPath)
 }
 
 // LoadConfigFile reads and validates a solver config file.
 func LoadConfigFile(path string, defaults Propagation) (*Config, error) {
+	return loadConfigFile(path, defaults, checkExecutable)
+}
+
+func loadConfigFile(path string, defaults Propagation, checkPath func(string) error) (*Config, error) {
 	data, err := readBounded(path)
 	if err != nil {
 		return nil, fmt.Errorf("solver config %s: %w", path, err)
 	}
-	cfg, err := ParseConfig(data, defaults, checkExecutable)
+	cfg, err := ParseConfig(data, defaults, checkPath)
 	if err != nil {
 		return nil, fmt.Errorf("solver config %s: %w", path, err)
 	}
@@ -597,8 +606,8 @@ func getenvOrFile(getenv func(string) string, name string) (string, error) {
 }
 
 // legacyConfig defines the single program of lego's EXEC_* variables.
-func legacyConfig(getenv func(string) string, path string, defaults Propagation) (*Config, error) {
-	if err := validatePath(path, checkExecutable); err != nil {
+func legacyConfig(getenv func(string) string, path string, defaults Propagation, checkPath func(string) error) (*Config, error) {
+	if err := validatePath(path, checkPath); err != nil {
 		return nil, fmt.Errorf("%s: %w", EnvPath, err)
 	}
 	mode, err := parseMode(EnvMode, getenv(EnvMode))

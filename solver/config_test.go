@@ -6,6 +6,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/runner"
 )
 
 var testDefaults = Propagation{Timeout: 60 * time.Second, Interval: 2 * time.Second, TimeoutSource: "default", IntervalSource: "default"}
@@ -238,5 +242,28 @@ func TestConfigErrorNamesFile(t *testing.T) {
 	want := "solver config " + path + `: programs[0] ("a"): path: "relative" is not absolute; give the absolute path of the program`
 	if errString(err) != want || !strings.Contains(errString(err), path) {
 		t.Errorf("error = %q, want %q", errString(err), want)
+	}
+}
+
+// TestConfigWithRunnerContainer: with a runner container the program files
+// are in its file system; the webhook accepts a path it cannot see, and the
+// runner checks it (LoadRunnerConfig refuses it there).
+func TestConfigWithRunnerContainer(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgFile, []byte("programs:\n- name: a\n  path: /in/the/runner/only.sh\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{EnvConfig: cfgFile, runner.EnvSocket: "/run/x/runner.sock"}
+	s := New(WithGetenv(func(k string) string { return env[k] }))
+	if _, err := s.loadConfig(); err != nil {
+		t.Errorf("webhook with a runner container: %v", err)
+	}
+	want := "solver config " + cfgFile + `: programs[0] ("a"): path: /in/the/runner/only.sh does not exist`
+	if _, err := LoadRunnerConfig(func(k string) string { return env[k] }, logr.Discard()); errString(err) != want {
+		t.Errorf("runner: error = %q, want %q", errString(err), want)
+	}
+	delete(env, runner.EnvSocket)
+	if _, err := s.loadConfig(); errString(err) != want {
+		t.Errorf("webhook running programs itself: error = %q, want %q", errString(err), want)
 	}
 }

@@ -96,7 +96,7 @@ func (r *reloader) reload(path string) {
 		}
 		return
 	}
-	cfg, err := LoadConfig(r.s.getenv)
+	cfg, err := r.s.loadConfig()
 	if err != nil {
 		configLoaded.Set(0)
 		if bytes.Equal(data, r.refused) && err.Error() == r.refusal {

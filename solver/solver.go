@@ -121,7 +121,7 @@ func (s *Solver) Initialize(kubeConfig *rest.Config, stop <-chan struct{}) error
 	if err != nil {
 		return fmt.Errorf("exec solver: cert-manager client: %w", err)
 	}
-	cfg, err := LoadConfig(s.getenv)
+	cfg, err := s.loadConfig()
 	if err != nil {
 		return fmt.Errorf("exec solver: %w", err)
 	}
@@ -136,6 +136,16 @@ func (s *Solver) Initialize(kubeConfig *rest.Config, stop <-chan struct{}) error
 	configLoaded.Set(1)
 	s.serveConfig(c, cfg)
 	return nil
+}
+
+// loadConfig loads the solver config. With a runner container, the programs
+// are in its file system, not necessarily in the webhook's: the runner checks
+// that they can be executed.
+func (s *Solver) loadConfig() (*Config, error) {
+	if s.getenv(runner.EnvSocket) != "" {
+		return loadConfig(s.getenv, func(string) error { return nil })
+	}
+	return LoadConfig(s.getenv)
 }
 
 // runnerDialBudget is how long Initialize waits for the runner container.
