@@ -52,7 +52,7 @@ func AcceptWebhook(ctx context.Context, path string, log logr.Logger) (*net.Unix
 		return nil, err
 	}
 	// A socket left by an earlier runner of this container would stop the bind.
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) { //nolint:gosec // the admin names the socket (EXEC_RUNNER_SOCKET).
 		return nil, fmt.Errorf("removing the old socket %s: %w", path, err)
 	}
 	listener, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -70,7 +71,7 @@ func dialHelper(path string) int {
 	}
 	defer conn.Close() //nolint:errcheck // a test helper.
 	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if _, err := conn.Read(make([]byte, 1)); err == io.EOF {
+	if _, err := conn.Read(make([]byte, 1)); errors.Is(err, io.EOF) {
 		fmt.Println("the runner closed the connection")
 		return 0
 	}
