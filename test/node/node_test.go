@@ -111,6 +111,7 @@ func TestNode(t *testing.T) {
 				}})
 		}},
 		{"metrics scraped as the ServiceMonitor does", c.metricsThroughAPIServer},
+		{"a program sees only its own run: a spy beside another tenant's run, under check, and in the old layout", c.spy},
 		{"two replicas: an eviction and a rolling upgrade during issuance", c.highAvailability},
 		{"no request of the webhook was forbidden", c.noForbidden},
 		{"helm uninstall leaves nothing behind", c.uninstall},
