@@ -15,6 +15,13 @@ import (
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "check" {
+		// Run in the runner container (kubectl exec), check holds that
+		// container's environment, every program's passEnv value: the runs
+		// in flight there must not read it from /proc.
+		if err := runner.MakeNonDumpable(); err != nil {
+			fmt.Fprintln(os.Stderr, "cannot keep programs from reading check's memory and environment:", err)
+			os.Exit(1)
+		}
 		os.Exit(runCheck(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	initproc.RunAsInitIfPID1()

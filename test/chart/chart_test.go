@@ -140,6 +140,7 @@ func TestSchemaAndRequiredValues(t *testing.T) {
 		"unknown program key":   {[]string{"--set", "groupName=a.example.com", "--set", "config.programs[0].name=a", "--set", "config.programs[0].path=/a", "--set", "config.programs[0].args=x"}, "additional properties 'args' not allowed"},
 		"relative program path": {[]string{"--set", "groupName=a.example.com", "--set", "config.programs[0].name=a", "--set", "config.programs[0].path=a.sh"}, "/config/programs/0/path"},
 		"bad mode":              {[]string{"--set", "groupName=a.example.com", "--set", "config.programs[0].name=a", "--set", "config.programs[0].path=/a", "--set", "config.programs[0].mode=raw"}, "value must be one of 'default', 'RAW'"},
+		"bad serialize":         {[]string{"--set", "groupName=a.example.com", "--set", "config.programs[0].name=a", "--set", "config.programs[0].path=/a", "--set", "config.programs[0].serialize=program"}, "value must be one of 'zone', 'none'"},
 		"bad duration":          {[]string{"--set", "groupName=a.example.com", "--set", "config.programs[0].name=a", "--set", "config.programs[0].path=/a", "--set", "config.programs[0].timeout=30"}, "/config/programs/0/timeout"},
 		"bad secrets scope":     {[]string{"--set", "groupName=a.example.com", "--set", "secretsAccess.scope=all"}, "value must be one of 'namespaces', 'cluster', 'none'"},
 		"no programs":           {[]string{"--set", "groupName=a.example.com", "--set", "config.programs=null"}, "config.programs is empty: add at least one program, or set config.existingConfigMap"},

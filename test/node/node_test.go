@@ -107,10 +107,11 @@ func TestNode(t *testing.T) {
 					inOrder(t,
 						scenario{"RAW mode through a ClusterIssuer", c.rawClusterIssuer},
 						scenario{"helm upgrade adds a program without a restart; a broken config keeps the last good one", c.upgradeAddsProgram},
-						scenario{"check inside the image against BIND", c.checkInImage})
+						scenario{"check in the runner container against BIND", c.checkInRunner})
 				}})
 		}},
 		{"metrics scraped as the ServiceMonitor does", c.metricsThroughAPIServer},
+		{"a program sees only its own run: a spy beside another tenant's run, under check, and in the old layout", c.spy},
 		{"two replicas: an eviction and a rolling upgrade during issuance", c.highAvailability},
 		{"no request of the webhook was forbidden", c.noForbidden},
 		{"helm uninstall leaves nothing behind", c.uninstall},
@@ -300,6 +301,15 @@ func (c *cluster) install(t *testing.T) {
 		if pod.Spec.ServiceAccountName != fullname {
 			t.Errorf("webhook Pod %s runs as %q, want the chart's ServiceAccount %q", pod.Name, pod.Spec.ServiceAccountName, fullname)
 		}
+		// Programs run in the runner container, not in the webhook's process.
+		waitUntil(t, "the webhook of "+pod.Name+" connected to its runner", time.Minute, func() error {
+			webhook := c.Kubectl(t, "-n", namespace, "logs", pod.Name, "-c", "webhook")
+			runner := c.Kubectl(t, "-n", namespace, "logs", pod.Name, "-c", "runner")
+			if !strings.Contains(webhook, `"programs run in the runner container"`) || !strings.Contains(runner, `"the webhook connected; running its programs"`) {
+				return fmt.Errorf("webhook log:\n%s\nrunner log:\n%s", testbed.Tail(webhook, 10), testbed.Tail(runner, 10))
+			}
+			return nil
+		})
 	}
 }
 

@@ -35,7 +35,7 @@ func (c *cluster) runPod(t *testing.T, spec podSpec) (string, bool) {
 			SecurityContext: &corev1.PodSecurityContext{
 				RunAsNonRoot: &yes, SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},
-			// A writable /tmp on a read-only root, as the chart gives the webhook:
+			// A writable /tmp on a read-only root, as the chart gives the runner:
 			// programs run in private directories under it.
 			Volumes: append(spec.volumes, corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{
 				EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory},

@@ -80,10 +80,13 @@ func (c *cluster) upgradeAddsProgram(t *testing.T) {
 	// The program exists only in the last good config.
 	c.apply(t, "certificate.yaml", map[string]string{"NAMESPACE": "team-b", "NAME": "kept", "DNS_NAME": "kept.team-b.example.com"})
 	c.waitCertificateReady(t, "team-b", "kept", 4*time.Minute)
+	// The runner, which ran the program, refused the file too.
 	for _, pod := range c.webhookPods(t) {
-		logs := c.Kubectl(t, "-n", namespace, "logs", pod.Name)
-		if !strings.Contains(logs, "programz") {
-			t.Errorf("the log of %s does not name the unknown key:\n%s", pod.Name, testbed.Tail(logs, 20))
+		for _, container := range []string{"webhook", "runner"} {
+			logs := c.Kubectl(t, "-n", namespace, "logs", pod.Name, "-c", container)
+			if !strings.Contains(logs, "programz") {
+				t.Errorf("the %s log of %s does not name the unknown key:\n%s", container, pod.Name, testbed.Tail(logs, 20))
+			}
 		}
 	}
 	// Fixed, it is loaded again.
@@ -144,29 +147,14 @@ func (c *cluster) metricsThroughAPIServer(t *testing.T) {
 	}
 }
 
-// checkInImage: scenario 7. `check`, as the README shows it, in a Pod of the
-// image with the release's ConfigMap, against BIND.
-func (c *cluster) checkInImage(t *testing.T) {
-	secretEnv := func(name, key string) corev1.EnvVar {
-		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: "rfc2136"}, Key: key,
-		}}}
-	}
-	out, ok := c.runPod(t, podSpec{
-		namespace: namespace, name: "check", serviceAccount: "default",
-		command: []string{"/usr/local/bin/cert-manager-webhook-exec", "check", "--config", "/config/config.yaml",
-			"--program", "nsupdate", "--domain", "check.example.com", "--nameserver", c.bind.Addr},
-		env: []corev1.EnvVar{
-			secretEnv("NSUPDATE_SERVER", "server"), secretEnv("NSUPDATE_PORT", "port"), secretEnv("NSUPDATE_ZONE", "zone"),
-			secretEnv("TSIG_KEY_NAME", "keyName"), secretEnv("TSIG_SECRET", "secret"),
-		},
-		volumes: []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: fullname + "-config"},
-		}}}},
-		mounts: []corev1.VolumeMount{{Name: "config", MountPath: "/config", ReadOnly: true}},
-	})
-	if !ok {
-		t.Errorf("check failed:\n%s", out)
+// checkInRunner: scenario 7. `check` as the chart's README has the admin run
+// it: kubectl exec into the runner container, with the release's solver
+// config, the values an Issuer's Secret would give in its environment.
+func (c *cluster) checkInRunner(t *testing.T) {
+	out, err := c.TryKubectl(append([]string{"-n", namespace, "exec", "deploy/" + fullname, "-c", "runner", "--"},
+		c.checkCommand("nsupdate", "check.example.com")...)...)
+	if err != nil {
+		t.Errorf("check failed: %v", err)
 	}
 	want := `PASS: program "nsupdate" presents and cleans up _acme-challenge.check.example.com. as cert-manager needs`
 	if !strings.Contains(out, want) {
@@ -176,6 +164,15 @@ func (c *cluster) checkInImage(t *testing.T) {
 		t.Error("the TSIG secret appears in check's report")
 	}
 	c.waitNoTXT(t, "_acme-challenge.check.example.com")
+}
+
+// checkCommand is `check` of program against BIND, with the values an
+// Issuer's Secret would give as the README passes them, through env.
+func (c *cluster) checkCommand(program, domain string, flags ...string) []string {
+	return append([]string{"env",
+		"NSUPDATE_SERVER=" + c.IP, "NSUPDATE_PORT=" + c.vars["BIND_PORT"], "NSUPDATE_ZONE=" + zone,
+		"TSIG_KEY_NAME=" + c.bind.KeyName, "TSIG_SECRET=" + c.bind.KeySecret,
+		"cert-manager-webhook-exec", "check", "--program", program, "--domain", domain, "--nameserver", c.bind.Addr}, flags...)
 }
 
 // highAvailability: scenario 5. Two replicas behind a PodDisruptionBudget
@@ -246,8 +243,10 @@ func (c *cluster) noForbidden(t *testing.T) {
 		}
 	}
 	for _, pod := range c.webhookPods(t) {
-		if logs := c.Kubectl(t, "-n", namespace, "logs", pod.Name); strings.Contains(logs, "forbidden") {
-			t.Errorf("the log of %s mentions forbidden:\n%s", pod.Name, logs)
+		for _, container := range []string{"webhook", "runner"} {
+			if logs := c.Kubectl(t, "-n", namespace, "logs", pod.Name, "-c", container); strings.Contains(logs, "forbidden") {
+				t.Errorf("the %s log of %s mentions forbidden:\n%s", container, pod.Name, logs)
+			}
 		}
 	}
 	t.Logf("%d requests of the webhook, none forbidden", len(requests))
