@@ -3,17 +3,23 @@ package testbed
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	cmclient "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned"
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // ControlPlane is a real etcd and kube-apiserver with cert-manager's CRDs and
@@ -50,6 +56,7 @@ type ControlPlaneOptions struct {
 // the test ends.
 func StartControlPlane(t TB, opts ControlPlaneOptions) *ControlPlane {
 	t.Helper()
+	QuietControllerRuntime()
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "audit-policy.yaml")
 	if err := os.WriteFile(policy, []byte(secretAuditPolicy), 0o600); err != nil {
@@ -87,6 +94,29 @@ func StartControlPlane(t TB, opts ControlPlaneOptions) *ControlPlane {
 	cp.Kube = kubernetes.NewForConfigOrDie(cfg)
 	cp.CM = cmclient.NewForConfigOrDie(cfg)
 	return cp
+}
+
+var quietControllerRuntime sync.Once
+
+// QuietControllerRuntime gives controller-runtime, whose envtest starts the
+// control plane, a logger that writes only errors, to stderr. Without one,
+// its first log call 30 s into the process prints a 25-line stack trace
+// ("log.SetLogger(...) was never called") into test and demo output. Call it
+// before envtest starts; StartControlPlane does.
+func QuietControllerRuntime() {
+	quietControllerRuntime.Do(func() { ctrllog.SetLogger(errorsOnlyLogger(os.Stderr)) })
+}
+
+// errorsOnlyLogger writes each Error call to w as one line and drops Info.
+func errorsOnlyLogger(w io.Writer) logr.Logger {
+	write := func(name, args string) {
+		if name != "" {
+			args = name + " " + args
+		}
+		fmt.Fprintln(w, "[controller-runtime]", args)
+	}
+	// funcr writes Info calls up to Verbosity: none, below V(0).
+	return funcr.New(write, funcr.Options{Verbosity: -1})
 }
 
 // CertManagerCRDs is deploy/crds of the cert-manager module go.mod requires.

@@ -71,5 +71,7 @@ func TestMain(m *testing.M) {
 		// A loaded 2-core machine starts kube-apiserver slower than envtest's 20s default.
 		_ = os.Setenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT", "120s")
 	}
+	// cert-manager's conformance fixture starts envtest itself.
+	testbed.QuietControllerRuntime()
 	os.Exit(m.Run())
 }
