@@ -39,7 +39,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	config := fs.String("config", "", "solver config file (default: $EXEC_CONFIG, or lego's EXEC_PATH)")
 	program := fs.String("program", "", "program to check (default: the config's default program)")
 	domain := fs.String("domain", "", "domain a certificate would be for, e.g. example.org (required)")
-	nameserver := fs.String("nameserver", "", "host:port to read the records from (default: the zone's authoritative servers)")
+	nameserver := fs.String("nameserver", "", "host or IP address to read the records from, with :port if not 53 (default: the zone's authoritative servers)")
 	mode := fs.String("mode", "", "override the program's mode: default or RAW")
 	namespace := fs.String("namespace", "default", "namespace of the Issuer the run is for; the program's allowedNamespaces must admit it")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {

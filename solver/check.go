@@ -11,8 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,8 +36,8 @@ type CheckOptions struct {
 	Program string
 	// Domain is the identifier a certificate would be for, e.g. example.org.
 	Domain string
-	// Nameserver (host:port) is asked for the records; empty means the zone's
-	// authoritative servers.
+	// Nameserver (a host or IP address, with a port if not 53) is asked for
+	// the records; empty means the zone's authoritative servers.
 	Nameserver string
 	// Namespace is the Issuer's namespace the run is for: the program's
 	// allowedNamespaces must admit it. Empty means "default".
@@ -63,6 +67,11 @@ type checker struct {
 // checks that only it is gone, then cleans up the other, writing a report to
 // out. It returns an error when any step fails.
 func Check(ctx context.Context, opts CheckOptions, out io.Writer) error {
+	nameserver, err := nameserverAddress(opts.Nameserver)
+	if err != nil {
+		return err
+	}
+	opts.Nameserver = nameserver
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
 	}
@@ -112,6 +121,37 @@ func Check(ctx context.Context, opts CheckOptions, out io.Writer) error {
 	}
 	c := &checker{opts: opts, out: out, program: p, runsDir: os.TempDir(), fqdn: challengeFQDN("", opts.Domain)}
 	return c.run(ctx)
+}
+
+// hostnameRE is a host name as a nameserver's: letters, digits, '-', '_'
+// and dots.
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$`)
+
+// nameserverAddress is --nameserver as host:port: an IP address (IPv6 with
+// or without brackets) or host name, with port 53 unless it names one. It
+// fails before anything runs rather than at the first query, after present.
+func nameserverAddress(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	if addr, err := netip.ParseAddr(s); err == nil {
+		return net.JoinHostPort(addr.String(), "53"), nil
+	}
+	bracketed := strings.HasPrefix(s, "[")
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		host, port = s, "53"
+		if bracketed && strings.HasSuffix(s, "]") {
+			host = s[1 : len(s)-1]
+		}
+	}
+	_, notIP := netip.ParseAddr(host)
+	n, portErr := strconv.Atoi(port)
+	if notIP != nil && (bracketed || !hostnameRE.MatchString(host)) || portErr != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("--nameserver %q: name a host or IP address, with a port from 1 to 65535 if not 53: "+
+			"e.g. 192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:5353 or ns1.example.org", s)
+	}
+	return net.JoinHostPort(host, port), nil
 }
 
 func (c *checker) say(format string, args ...any) { fmt.Fprintf(c.out, format+"\n", args...) }

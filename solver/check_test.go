@@ -2,9 +2,11 @@ package solver
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -75,6 +77,56 @@ func TestCheckUnansweredQueries(t *testing.T) {
 			}
 			if passed := strings.Contains(out.String(), "\nPASS: "); passed != (tc.want == "") {
 				t.Errorf("report says PASS: %v, want %v:\n%s", passed, tc.want == "", out.String())
+			}
+		})
+	}
+}
+
+// TestCheckNameserver: --nameserver is a host or an IP address, IPv6 with or
+// without brackets, with port 53 unless it names one; anything else is
+// refused before the config is read or a program runs.
+func TestCheckNameserver(t *testing.T) {
+	tests := map[string]struct {
+		nameserver string
+		want       string
+		invalid    bool
+	}{
+		"none: the zone's servers": {"", "", false},
+		"IPv4":                     {"127.0.0.1", "127.0.0.1:53", false},
+		"IPv4 and port":            {"127.0.0.1:5353", "127.0.0.1:5353", false},
+		"IPv6":                     {"::1", "[::1]:53", false},
+		"IPv6 in brackets":         {"[::1]", "[::1]:53", false},
+		"IPv6 and port":            {"[::1]:5353", "[::1]:5353", false},
+		"IPv6 with a zone":         {"fe80::1%eth0", "[fe80::1%eth0]:53", false},
+		"host":                     {"ns1.example.org", "ns1.example.org:53", false},
+		"host and port":            {"ns1.example.org:5353", "ns1.example.org:5353", false},
+		"port not a number":        {"127.0.0.1:dns", "", true},
+		"port 0":                   {"127.0.0.1:0", "", true},
+		"port too large":           {"127.0.0.1:65536", "", true},
+		"port only":                {":53", "", true},
+		"not a host":               {"ns1 example.org", "", true},
+		"URL":                      {"udp://127.0.0.1", "", true},
+		"unclosed bracket":         {"[::1", "", true},
+		"bracketed host":           {"[ns1.example.org]:53", "", true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			wantErr := ""
+			if tc.invalid {
+				wantErr = "--nameserver " + strconv.Quote(tc.nameserver) + ": name a host or IP address, with a port from 1 to 65535 if not 53: " +
+					"e.g. 192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:5353 or ns1.example.org"
+			}
+			got, err := nameserverAddress(tc.nameserver)
+			if got != tc.want || errString(err) != wantErr {
+				t.Errorf("nameserverAddress(%q) = %q, %q; want %q, %q", tc.nameserver, got, errString(err), tc.want, wantErr)
+			}
+			if !tc.invalid {
+				return
+			}
+			// Check refuses it first: the config does not even exist.
+			err = Check(context.Background(), CheckOptions{ConfigPath: "/nonexistent/config.yaml", Domain: "example.test", Nameserver: tc.nameserver}, io.Discard)
+			if errString(err) != wantErr {
+				t.Errorf("Check: error = %q, want %q", errString(err), wantErr)
 			}
 		})
 	}
