@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/solver"
@@ -40,7 +41,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	program := fs.String("program", "", "program to check (default: the config's default program)")
 	domain := fs.String("domain", "", "domain a certificate would be for, e.g. example.org (required)")
 	nameserver := fs.String("nameserver", "", "host or IP address to read the records from, with :port if not 53 (default: the zone's authoritative servers)")
-	mode := fs.String("mode", "", "override the program's mode: default or RAW")
+	mode := fs.String("mode", "", "override the program's mode: default or RAW (any case)")
 	namespace := fs.String("namespace", "default", "namespace of the Issuer the run is for; the program's allowedNamespaces must admit it")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		usage(stdout)
@@ -49,22 +50,43 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	if *domain == "" || fs.NArg() > 0 {
-		usage(stderr)
-		return 2
+	checkMode, modeErr := parseModeFlag(*mode)
+	var wrong string
+	switch {
+	case *domain == "":
+		wrong = "--domain is required"
+	case fs.NArg() > 0:
+		wrong = fmt.Sprintf("unexpected argument %q: check takes flags only", fs.Arg(0))
+	case modeErr != nil:
+		wrong = modeErr.Error()
 	}
-	if *mode != "" && *mode != string(solver.ModeDefault) && *mode != string(solver.ModeRaw) {
-		fmt.Fprintf(stderr, "--mode %q: use default or RAW\n", *mode)
+	if wrong != "" {
+		fmt.Fprintln(stderr, wrong)
+		usage(stderr)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := solver.Check(ctx, solver.CheckOptions{
-		ConfigPath: *config, Program: *program, Domain: *domain, Nameserver: *nameserver, Namespace: *namespace, Mode: solver.Mode(*mode),
+		ConfigPath: *config, Program: *program, Domain: *domain, Nameserver: *nameserver, Namespace: *namespace, Mode: checkMode,
 	}, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// parseModeFlag reads --mode in any case: a flag typed by hand, unlike the
+// config's mode, which is lego's EXEC_MODE spelling.
+func parseModeFlag(s string) (solver.Mode, error) {
+	for _, mode := range []solver.Mode{solver.ModeDefault, solver.ModeRaw} {
+		if strings.EqualFold(s, string(mode)) {
+			return mode, nil
+		}
+	}
+	if s == "" {
+		return "", nil
+	}
+	return "", fmt.Errorf("--mode %q: use %s or %s", s, solver.ModeDefault, solver.ModeRaw)
 }
