@@ -100,7 +100,7 @@ func Check(ctx context.Context, opts CheckOptions, out io.Writer) error {
 	for _, warning := range cfg.Warnings {
 		fmt.Fprintf(out, "WARNING: %s\n", warning)
 	}
-	p, err := cfg.selectProgram(IssuerConfig{Program: opts.Program})
+	p, err := programToCheck(cfg, opts.Program)
 	if err != nil {
 		return err
 	}
@@ -121,6 +121,21 @@ func Check(ctx context.Context, opts CheckOptions, out io.Writer) error {
 	}
 	c := &checker{opts: opts, out: out, program: p, runsDir: os.TempDir(), fqdn: challengeFQDN("", opts.Domain)}
 	return c.run(ctx)
+}
+
+// programToCheck is the program --program names, else the config's default.
+func programToCheck(cfg *Config, name string) (*Program, error) {
+	if name == "" {
+		name = cfg.DefaultProgram
+	}
+	if name == "" {
+		return nil, fmt.Errorf("the solver config has no defaultProgram: choose a program with --program: %s", strings.Join(cfg.ProgramNames(), ", "))
+	}
+	p := cfg.Programs[name]
+	if p == nil {
+		return nil, fmt.Errorf("--program %q is not configured; choose one of: %s", name, strings.Join(cfg.ProgramNames(), ", "))
+	}
+	return p, nil
 }
 
 // hostnameRE is a host name as a nameserver's: letters, digits, '-', '_'

@@ -131,3 +131,28 @@ func TestCheckNameserver(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckProgramChoice: check's errors about the program name its flag,
+// --program, not the Issuer's "program".
+func TestCheckProgramChoice(t *testing.T) {
+	tests := map[string]struct {
+		program string
+		wantErr string
+	}{
+		"no --program and no defaultProgram": {"", "the solver config has no defaultProgram: choose a program with --program: first, second"},
+		"--program not configured":           {"third", `--program "third" is not configured; choose one of: first, second`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "config.yaml")
+			path := testProgram(t, "txt-file.sh")
+			if err := os.WriteFile(cfg, []byte("programs:\n- name: first\n  path: "+path+"\n- name: second\n  path: "+path+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			err := Check(context.Background(), CheckOptions{ConfigPath: cfg, Program: tc.program, Domain: "example.test"}, io.Discard)
+			if errString(err) != tc.wantErr {
+				t.Errorf("error = %q\nwant    %q", errString(err), tc.wantErr)
+			}
+		})
+	}
+}
