@@ -119,8 +119,28 @@ func Check(ctx context.Context, opts CheckOptions, out io.Writer) error {
 	if err := validateName("domain", rawDomain(opts.Domain)); err != nil {
 		return err
 	}
+	warnUnsetVariables(p, opts, out)
 	c := &checker{opts: opts, out: out, program: p, runsDir: os.TempDir(), fqdn: challengeFQDN("", opts.Domain)}
 	return c.run(ctx)
+}
+
+// warnUnsetVariables warns of each passEnv and secretEnv variable that check's
+// environment does not supply (an empty secretEnv value is not passed), and
+// says where the webhook would get it.
+func warnUnsetVariables(p *Program, opts CheckOptions, out io.Writer) {
+	environ := opts.Environ()
+	for _, name := range p.PassEnv {
+		if !slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, name+"=") }) {
+			fmt.Fprintf(out, "WARNING: passEnv %s is not set in this environment, so the program runs without it; "+
+				"the webhook passes it on from the runner container's environment (the chart's extraEnv)\n", name)
+		}
+	}
+	for _, name := range p.SecretEnv {
+		if opts.Getenv(name) == "" {
+			fmt.Fprintf(out, "WARNING: secretEnv %s is not set in this environment, so the program runs without it; "+
+				"the webhook takes it from the Issuer's Secret (the Issuer config's env.%s.secretKeyRef)\n", name, name)
+		}
+	}
 }
 
 // programToCheck is the program --program names, else the config's default.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -154,5 +155,50 @@ func TestCheckProgramChoice(t *testing.T) {
 				t.Errorf("error = %q\nwant    %q", errString(err), tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestCheckUnsetVariables: each passEnv and secretEnv variable missing from
+// check's environment gets a warning that names it and says where the
+// webhook would get it; the set ones get none.
+func TestCheckUnsetVariables(t *testing.T) {
+	dir := t.TempDir()
+	txtFile := filepath.Join(dir, "txt")
+	ns := serveTXTFile(t, txtFile, func() bool { return false })
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte("programs:\n- name: p\n  path: "+testProgram(t, "txt-file.sh")+"\n  env: {TXT_FILE: "+txtFile+"}\n"+
+		"  passEnv: [API_TOKEN, API_USER, API_EMPTY]\n  secretEnv: [TSIG_SECRET, TENANT_ZONE, TENANT_EMPTY]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	environ := []string{"API_USER=user", "API_EMPTY=", "TENANT_ZONE=example.test", "TENANT_EMPTY="}
+	getenv := func(name string) string {
+		for _, kv := range environ {
+			if k, v, _ := strings.Cut(kv, "="); k == name {
+				return v
+			}
+		}
+		return ""
+	}
+	var out strings.Builder
+	if err := Check(context.Background(), CheckOptions{ConfigPath: cfg, Domain: "example.test", Nameserver: ns,
+		Getenv: getenv, Environ: func() []string { return environ }}, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var warnings []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "WARNING: passEnv ") || strings.HasPrefix(line, "WARNING: secretEnv ") {
+			warnings = append(warnings, line)
+		}
+	}
+	want := []string{
+		"WARNING: passEnv API_TOKEN is not set in this environment, so the program runs without it; " +
+			"the webhook passes it on from the runner container's environment (the chart's extraEnv)",
+		"WARNING: secretEnv TSIG_SECRET is not set in this environment, so the program runs without it; " +
+			"the webhook takes it from the Issuer's Secret (the Issuer config's env.TSIG_SECRET.secretKeyRef)",
+		"WARNING: secretEnv TENANT_EMPTY is not set in this environment, so the program runs without it; " +
+			"the webhook takes it from the Issuer's Secret (the Issuer config's env.TENANT_EMPTY.secretKeyRef)",
+	}
+	if !slices.Equal(warnings, want) {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(warnings, "\n"), strings.Join(want, "\n"))
 	}
 }
