@@ -16,10 +16,11 @@ import (
 
 const checkUsage = `Usage: cert-manager-webhook-exec check --domain DOMAIN [flags]
 
-Runs a program as the webhook would: its timeout command, present of two
-values at _acme-challenge.DOMAIN., a wait until both are visible, cleanup of
-one (the other must stay), then of the other. Values for the program's
-passEnv and secretEnv come from your environment.
+Runs a program as the webhook would: its timeout command (only if it has
+propagation.wait: true), present of two values at _acme-challenge.DOMAIN., a
+wait until both are visible, cleanup of one (the other must stay), then of
+the other. Values for the program's passEnv and secretEnv come from your
+environment.
 
 Flags:
 `

@@ -276,16 +276,23 @@ func (c *checker) run(ctx context.Context) error {
 	return c.report()
 }
 
-// timeoutStep runs `program timeout` and returns the settings the webhook would use.
+// timeoutStep returns the propagation settings check waits with: those the
+// webhook would use, from `program timeout` for a program that waits for
+// propagation. Others are not asked, as the webhook does not ask them (see
+// newState): a script written for lego may take `timeout` for cleanup.
 func (c *checker) timeoutStep(ctx context.Context) propagationSettings {
-	c.say("\n$ %s timeout", c.program.Path)
-	runCtx, cancel := context.WithTimeout(ctx, timeoutQueryDeadline)
-	defer cancel()
-	res, err := c.runner().Run(runCtx, c.invocation(ActionTimeout, []string{string(ActionTimeout)}))
-	c.printOutput(res)
-	settings, err := timeoutSettings(c.program, res, err)
-	if err != nil {
-		c.say("  no usable answer (%v); defaults are used where needed", err)
+	settings := configuredPropagation(c.program)
+	if c.program.Propagation.Wait {
+		c.say("\n$ %s timeout", c.program.Path)
+		runCtx, cancel := context.WithTimeout(ctx, timeoutQueryDeadline)
+		defer cancel()
+		res, err := c.runner().Run(runCtx, c.invocation(ActionTimeout, []string{string(ActionTimeout)}))
+		c.printOutput(res)
+		if settings, err = timeoutSettings(c.program, res, err); err != nil {
+			c.say("  no usable answer (%v); defaults are used where needed", err)
+		}
+	} else {
+		c.say("\n`timeout` not asked: the webhook asks it only of programs with propagation.wait: true (lego never does)")
 	}
 	c.say("  propagation timeout %s (%s), interval %s (%s)", settings.Timeout, settings.TimeoutSource, settings.Interval, settings.IntervalSource)
 	return settings

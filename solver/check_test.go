@@ -67,7 +67,9 @@ func TestCheckUnansweredQueries(t *testing.T) {
 				return tc.refuse == "always" || (tc.refuse == "after cleanup" && err == nil)
 			})
 			cfg := filepath.Join(dir, "config.yaml")
-			if err := os.WriteFile(cfg, []byte("programs:\n- name: p\n  path: "+testProgram(t, "txt-file.sh")+"\n  env: {TXT_FILE: "+txtFile+"}\n"), 0o644); err != nil {
+			if err := os.WriteFile(cfg, []byte("programs:\n- name: p\n  path: "+testProgram(t, "txt-file.sh")+"\n  env: {TXT_FILE: "+txtFile+"}\n"+
+				// txt-file.sh answers `timeout` with a short window.
+				"  propagation: {wait: true}\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			var out strings.Builder
@@ -200,5 +202,57 @@ func TestCheckUnsetVariables(t *testing.T) {
 	}
 	if !slices.Equal(warnings, want) {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(warnings, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestCheckAsksTimeoutOnlyWhenWaiting: as the webhook does, check asks a
+// program `timeout` only when it has propagation.wait; otherwise it says it
+// did not and why. The lego-shaped program would take `timeout` for cleanup.
+func TestCheckAsksTimeoutOnlyWhenWaiting(t *testing.T) {
+	noAnswer := `  no usable answer (output is not {"timeout": N, "interval": M}: unexpected end of JSON input); defaults are used where needed`
+	settings := "  propagation timeout 2s (solver config), interval 100ms (solver config)"
+	tests := map[string]struct {
+		wait      bool
+		wantLines []string
+		wantCalls string // the program's first call
+	}{
+		"propagation.wait: asked": {true, []string{"$ PROGRAM timeout", noAnswer, settings}, "timeout"},
+		"no wait: not asked": {false, []string{
+			"`timeout` not asked: the webhook asks it only of programs with propagation.wait: true (lego never does)", settings,
+		}, "present _acme-challenge.example.test. "},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			txtFile := filepath.Join(dir, "txt")
+			ns := serveTXTFile(t, txtFile, func() bool { return false })
+			program := testProgram(t, "lego-shaped.sh")
+			cfg := filepath.Join(dir, "config.yaml")
+			if err := os.WriteFile(cfg, []byte("programs:\n- name: p\n  path: "+program+"\n  env: {TXT_FILE: "+txtFile+"}\n"+
+				"  propagation: {wait: "+strconv.FormatBool(tc.wait)+", timeout: 2s, interval: 100ms}\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var out strings.Builder
+			if err := Check(context.Background(), CheckOptions{ConfigPath: cfg, Domain: "example.test", Nameserver: ns,
+				Getenv: func(string) string { return "" }, Environ: func() []string { return nil }}, &out); err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			lines := strings.Split(out.String(), "\n")
+			for _, want := range tc.wantLines {
+				if want = strings.ReplaceAll(want, "PROGRAM", program); !slices.Contains(lines, want) {
+					t.Errorf("report lacks the line %q:\n%s", want, out.String())
+				}
+			}
+			if asked := strings.Contains(out.String(), "$ "+program+" timeout"); asked != tc.wait {
+				t.Errorf("report shows `timeout` asked: %v, want %v", asked, tc.wait)
+			}
+			calls, err := os.ReadFile(txtFile + ".calls")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(string(calls), tc.wantCalls) {
+				t.Errorf("calls:\n%s\nwant the first to start with %q", calls, tc.wantCalls)
+			}
+		})
 	}
 }

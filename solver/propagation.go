@@ -60,14 +60,21 @@ func parseTimeoutAnswer(stdout string, defaults propagationSettings) (propagatio
 // timeoutSettings turns a run of `program timeout` into the settings the
 // program's propagation wait uses, and says why defaults were used, if they were.
 func timeoutSettings(p *Program, res runner.Result, runErr error) (propagationSettings, error) {
-	defaults := propagationSettings{
-		Timeout: p.Propagation.Timeout, TimeoutSource: p.Propagation.TimeoutSource,
-		Interval: p.Propagation.Interval, IntervalSource: p.Propagation.IntervalSource,
-	}
+	defaults := configuredPropagation(p)
 	if runErr != nil {
 		return defaults, runErr
 	}
 	return parseTimeoutAnswer(strings.Join(res.Stdout, "\n"), defaults)
+}
+
+// configuredPropagation is p's propagation settings without its `timeout`
+// answer: the solver config's, else EXEC_PROPAGATION_TIMEOUT and
+// EXEC_POLLING_INTERVAL, else the defaults.
+func configuredPropagation(p *Program) propagationSettings {
+	return propagationSettings{
+		Timeout: p.Propagation.Timeout, TimeoutSource: p.Propagation.TimeoutSource,
+		Interval: p.Propagation.Interval, IntervalSource: p.Propagation.IntervalSource,
+	}
 }
 
 func positiveSeconds(v *float64) (time.Duration, bool) {

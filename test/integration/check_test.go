@@ -44,6 +44,8 @@ func TestCheckCommand(t *testing.T) {
 			"PASS: program \"nsupdate-raw\"",
 		}},
 		"cleanup deletes every record": {program: "deletes-all", wantExit: 1, want: []string{
+			"`timeout` not asked: the webhook asks it only of programs with propagation.wait: true (lego never does)\n" +
+				"  propagation timeout 10s (solver config), interval 200ms (solver config)\n",
 			"FAIL: cleanup of one value also removed the other",
 			"hint: cleanup deletes every TXT record at the name: delete only the record with the given value",
 		}},
