@@ -195,7 +195,7 @@ func (c *checker) say(format string, args ...any) { fmt.Fprintf(c.out, format+"\
 // so nothing is concluded about it: an unanswered query is never "gone".
 func (c *checker) failUnqueried(what string, err error) {
 	c.fail(fmt.Sprintf("could not query the nameservers, so %s is unknown: %v", what, err),
-		"The nameservers could not be queried: check --nameserver (host:port) or that the zone's authoritative servers answer TXT queries from here.")
+		"The nameservers could not be queried: check --nameserver or that the zone's authoritative servers answer TXT queries from here.")
 }
 
 func (c *checker) fail(step, hint string) {
@@ -227,13 +227,22 @@ func (c *checker) run(ctx context.Context) error {
 			return c.report()
 		}
 	}
-	if visible, err := c.waitFor(ctx, settings, "both values visible", func(got []string) bool {
+	if got, visible, err := c.waitFor(ctx, settings, "both values visible", func(got []string) bool {
 		return slices.Contains(got, values[0]) && slices.Contains(got, values[1])
 	}); !visible {
-		if err != nil {
+		const twoValues = "(a certificate for a name and its wildcard puts two values there)."
+		switch {
+		case err != nil:
 			c.failUnqueried("whether the presented values appeared", err)
-		} else {
-			c.fail("the presented values did not appear", "The program ran without error but the record never appeared: check the record name (the FQDN argument ends with a dot; do not append the zone again) and the server it updates, or raise the propagation timeout.")
+		case slices.Contains(got, values[1]):
+			c.fail("only the second presented value appeared", "present replaced the value already at the name: it must add its value beside the others "+twoValues)
+		case slices.Contains(got, values[0]):
+			c.fail("only the first presented value appeared", "the second present did not add its value beside the first: present must add its value whatever others are at the name "+twoValues)
+		default:
+			c.fail("neither presented value appeared", fmt.Sprintf("present succeeded but neither value appeared at %s within %s: it must write the record before it exits 0. "+
+				"Check the name it writes (the FQDN argument ends with a dot; do not append the zone again) and the server it updates "+
+				"(check reads the record from %s); if the record only takes longer to appear, raise %s.",
+				c.fqdn, settings.Timeout, strings.Join(c.nameservers(ctx), ", "), timeoutSetting(c.program, settings.TimeoutSource)))
 		}
 		c.runStep(ctx, ActionCleanUp, values[0], creds[0])
 		c.runStep(ctx, ActionCleanUp, values[1], creds[1])
@@ -247,7 +256,7 @@ func (c *checker) run(ctx context.Context) error {
 
 	c.runStep(ctx, ActionCleanUp, values[1], creds[1])
 	// The verdict below reads the record afresh, whatever the wait saw.
-	_, _ = c.waitFor(ctx, settings, "second value gone, first kept", func(got []string) bool {
+	_, _, _ = c.waitFor(ctx, settings, "second value gone, first kept", func(got []string) bool {
 		return !slices.Contains(got, values[1]) && slices.Contains(got, values[0])
 	})
 	got, err := c.lookup(ctx)
@@ -268,7 +277,7 @@ func (c *checker) run(ctx context.Context) error {
 	} else {
 		c.hints = append(c.hints, "cleanup must succeed when the record is already gone: cert-manager retries it.")
 	}
-	if _, err := c.waitFor(ctx, settings, "record empty", func(got []string) bool {
+	if _, _, err := c.waitFor(ctx, settings, "record empty", func(got []string) bool {
 		return !slices.Contains(got, values[0]) && !slices.Contains(got, values[1])
 	}); err != nil {
 		c.failUnqueried("whether the record is empty after cleanup", err)
@@ -428,33 +437,42 @@ func (c *checker) lookup(ctx context.Context) ([]string, error) {
 }
 
 // waitFor polls the nameservers until cond holds (true) or the propagation
-// timeout passes (false). The error says why nothing is known instead: the
-// last query failed, or ctx ended.
-func (c *checker) waitFor(ctx context.Context, settings propagationSettings, what string, cond func([]string) bool) (bool, error) {
+// timeout passes (false), and returns the values last seen. The error says
+// why nothing is known instead: the last query failed, or ctx ended.
+func (c *checker) waitFor(ctx context.Context, settings propagationSettings, what string, cond func([]string) bool) ([]string, bool, error) {
 	start := time.Now()
 	for {
 		got, err := c.lookup(ctx)
 		if err == nil && cond(got) {
 			c.say("  %s after %s", what, time.Since(start).Round(100*time.Millisecond))
-			return true, nil
+			return got, true, nil
 		}
 		if time.Since(start)+settings.Interval > settings.Timeout {
 			if err != nil {
 				c.say("  could not tell whether %s after %s: %v", what, settings.Timeout, err)
-				return false, err
+				return nil, false, err
 			}
 			c.say("  not %s after %s", what, settings.Timeout)
-			if what == "both values visible" {
-				c.hints = append(c.hints, "Propagation is slow: the program's `timeout` answer (or propagation.timeout) must cover it.")
-			}
-			return false, nil
+			return got, false, nil
 		}
 		select {
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return nil, false, ctx.Err()
 		case <-time.After(settings.Interval):
 		}
 	}
+}
+
+// timeoutSetting names the setting that sets p's propagation timeout, from
+// source, for advice to raise it.
+func timeoutSetting(p *Program, source string) string {
+	switch {
+	case source == "program":
+		return "the program's `timeout` answer"
+	case source == EnvPropagationTimeout || p.passAllEnv: // EXEC_PATH has no config file
+		return EnvPropagationTimeout
+	}
+	return "propagation.timeout in the solver config"
 }
 
 func (c *checker) report() error {

@@ -256,3 +256,58 @@ func TestCheckAsksTimeoutOnlyWhenWaiting(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckValuesDoNotAppear: when present succeeds but the two values are
+// not both visible, the verdict says which appeared and one hint says why.
+func TestCheckValuesDoNotAppear(t *testing.T) {
+	tests := map[string]struct {
+		program   string
+		oneValue  string
+		wantErr   string
+		wantHints []string
+	}{
+		"writes nothing": {"writes-nothing.sh", "", "check failed: neither presented value appeared", []string{
+			"present succeeded but neither value appeared at _acme-challenge.example.test. within 1s: it must write the record before it exits 0. " +
+				"Check the name it writes (the FQDN argument ends with a dot; do not append the zone again) and the server it updates " +
+				"(check reads the record from NS); if the record only takes longer to appear, raise propagation.timeout in the solver config.",
+		}},
+		"present replaces the value": {"txt-file-one-value.sh", "replace", "check failed: only the second presented value appeared", []string{
+			"present replaced the value already at the name: it must add its value beside the others " +
+				"(a certificate for a name and its wildcard puts two values there).",
+		}},
+		"present keeps the first value only": {"txt-file-one-value.sh", "first", "check failed: only the first presented value appeared", []string{
+			"the second present did not add its value beside the first: present must add its value whatever others are at the name " +
+				"(a certificate for a name and its wildcard puts two values there).",
+		}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			txtFile := filepath.Join(dir, "txt")
+			ns := serveTXTFile(t, txtFile, func() bool { return false })
+			cfg := filepath.Join(dir, "config.yaml")
+			if err := os.WriteFile(cfg, []byte("programs:\n- name: p\n  path: "+testProgram(t, tc.program)+"\n"+
+				"  env: {TXT_FILE: "+txtFile+", ONE_VALUE: '"+tc.oneValue+"'}\n  propagation: {timeout: 1s, interval: 100ms}\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var out strings.Builder
+			err := Check(context.Background(), CheckOptions{ConfigPath: cfg, Domain: "example.test", Nameserver: ns,
+				Getenv: func(string) string { return "" }, Environ: func() []string { return nil }}, &out)
+			if errString(err) != tc.wantErr {
+				t.Errorf("error = %q\nwant    %q\nreport:\n%s", errString(err), tc.wantErr, out.String())
+			}
+			var hints []string
+			for _, line := range strings.Split(out.String(), "\n") {
+				if hint, ok := strings.CutPrefix(line, "  hint: "); ok {
+					hints = append(hints, hint)
+				}
+			}
+			for i := range tc.wantHints {
+				tc.wantHints[i] = strings.ReplaceAll(tc.wantHints[i], "NS", ns)
+			}
+			if !slices.Equal(hints, tc.wantHints) {
+				t.Errorf("hints:\n%s\nwant:\n%s", strings.Join(hints, "\n"), strings.Join(tc.wantHints, "\n"))
+			}
+		})
+	}
+}
