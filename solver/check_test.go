@@ -263,19 +263,25 @@ func TestCheckValuesDoNotAppear(t *testing.T) {
 	tests := map[string]struct {
 		program   string
 		oneValue  string
+		legacy    bool // configured by lego's EXEC_PATH, not a config file
 		wantErr   string
 		wantHints []string
 	}{
-		"writes nothing": {"writes-nothing.sh", "", "check failed: neither presented value appeared", []string{
+		"writes nothing": {"writes-nothing.sh", "", false, "check failed: neither presented value appeared", []string{
 			"present succeeded but neither value appeared at _acme-challenge.example.test. within 1s: it must write the record before it exits 0. " +
 				"Check the name it writes (the FQDN argument ends with a dot; do not append the zone again) and the server it updates " +
 				"(check reads the record from NS); if the record only takes longer to appear, raise propagation.timeout in the solver config.",
 		}},
-		"present replaces the value": {"txt-file-one-value.sh", "replace", "check failed: only the second presented value appeared", []string{
+		"writes nothing, EXEC_PATH": {"writes-nothing.sh", "", true, "check failed: neither presented value appeared", []string{
+			"present succeeded but neither value appeared at _acme-challenge.example.test. within 1s: it must write the record before it exits 0. " +
+				"Check the name it writes (the FQDN argument ends with a dot; do not append the zone again) and the server it updates " +
+				"(check reads the record from NS); if the record only takes longer to appear, raise EXEC_PROPAGATION_TIMEOUT.",
+		}},
+		"present replaces the value": {"txt-file-one-value.sh", "replace", false, "check failed: only the second presented value appeared", []string{
 			"present replaced the value already at the name: it must add its value beside the others " +
 				"(a certificate for a name and its wildcard puts two values there).",
 		}},
-		"present keeps the first value only": {"txt-file-one-value.sh", "first", "check failed: only the first presented value appeared", []string{
+		"present keeps the first value only": {"txt-file-one-value.sh", "first", false, "check failed: only the first presented value appeared", []string{
 			"the second present did not add its value beside the first: present must add its value whatever others are at the name " +
 				"(a certificate for a name and its wildcard puts two values there).",
 		}},
@@ -290,9 +296,14 @@ func TestCheckValuesDoNotAppear(t *testing.T) {
 				"  env: {TXT_FILE: "+txtFile+", ONE_VALUE: '"+tc.oneValue+"'}\n  propagation: {timeout: 1s, interval: 100ms}\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
+			opts := CheckOptions{ConfigPath: cfg, Domain: "example.test", Nameserver: ns,
+				Getenv: func(string) string { return "" }, Environ: func() []string { return nil }}
+			if tc.legacy {
+				env := map[string]string{EnvPath: testProgram(t, tc.program), EnvPropagationTimeout: "1", EnvPollingInterval: "1"}
+				opts.ConfigPath, opts.Getenv = "", func(name string) string { return env[name] }
+			}
 			var out strings.Builder
-			err := Check(context.Background(), CheckOptions{ConfigPath: cfg, Domain: "example.test", Nameserver: ns,
-				Getenv: func(string) string { return "" }, Environ: func() []string { return nil }}, &out)
+			err := Check(context.Background(), opts, &out)
 			if errString(err) != tc.wantErr {
 				t.Errorf("error = %q\nwant    %q\nreport:\n%s", errString(err), tc.wantErr, out.String())
 			}
@@ -307,6 +318,31 @@ func TestCheckValuesDoNotAppear(t *testing.T) {
 			}
 			if !slices.Equal(hints, tc.wantHints) {
 				t.Errorf("hints:\n%s\nwant:\n%s", strings.Join(hints, "\n"), strings.Join(tc.wantHints, "\n"))
+			}
+		})
+	}
+}
+
+// TestTimeoutSetting: the advice to raise a propagation timeout names the
+// setting it came from; a default one is set in the config file, or by
+// EXEC_PROPAGATION_TIMEOUT when lego's EXEC_PATH configures the program.
+func TestTimeoutSetting(t *testing.T) {
+	tests := map[string]struct {
+		passAllEnv bool
+		source     string
+		want       string
+	}{
+		"program's answer":            {false, "program", "the program's `timeout` answer"},
+		"solver config":               {false, "solver config", "propagation.timeout in the solver config"},
+		"default, config file":        {false, "default", "propagation.timeout in the solver config"},
+		"environment, config file":    {false, EnvPropagationTimeout, EnvPropagationTimeout},
+		"default, EXEC_PATH":          {true, "default", EnvPropagationTimeout},
+		"program's answer, EXEC_PATH": {true, "program", "the program's `timeout` answer"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := timeoutSetting(&Program{passAllEnv: tc.passAllEnv}, tc.source); got != tc.want {
+				t.Errorf("timeoutSetting = %q, want %q", got, tc.want)
 			}
 		})
 	}
