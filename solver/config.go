@@ -107,9 +107,38 @@ type Program struct {
 	// SerializePerZone makes runs for one zone wait for each other, across
 	// replicas when Leases are on (the default; lego runs one at a time).
 	SerializePerZone bool
+	// RateLimit bounds how often the program starts; zero Runs means no limit.
+	RateLimit RateLimit
+	// MaxConcurrent bounds the program's runs at once; 0 means only
+	// maxConcurrentRuns does.
+	MaxConcurrent int
+	// Breaker pauses the program for a namespace after failed runs in a row.
+	Breaker Breaker
 	// passAllEnv copies the webhook's whole environment, as lego does (EXEC_PATH only).
 	passAllEnv bool
 }
+
+// RateLimit allows at most Runs starts of a program per Per, in bursts of up
+// to Runs (a token bucket).
+type RateLimit struct {
+	Runs int
+	Per  time.Duration
+}
+
+// Breaker pauses a program for a namespace after Failures failed runs in a
+// row, for Pause, doubling after each failed try up to MaxPause; Failures 0
+// turns it off.
+type Breaker struct {
+	Failures int
+	Pause    time.Duration
+	MaxPause time.Duration
+}
+
+// DefaultBreaker pauses after 5 failed runs in a row: more than a transient
+// failure and a retry, fewer than the dozens of calls N Challenges make in
+// cert-manager's first minutes of backoff. It pauses 10 s at first, up to
+// 10 min, so that a fixed provider is used again within minutes.
+var DefaultBreaker = Breaker{Failures: 5, Pause: 10 * time.Second, MaxPause: 10 * time.Minute}
 
 // Propagation configures the wait for a presented record to be visible.
 type Propagation struct {
@@ -142,9 +171,24 @@ type fileProgram struct {
 	SecretEnv   []string          `json:"secretEnv,omitempty"`
 	Propagation *filePropagation  `json:"propagation,omitempty"`
 	Serialize   string            `json:"serialize,omitempty"`
+	// RateLimit, MaxConcurrent and Breaker protect the program's provider.
+	RateLimit     *fileRateLimit `json:"rateLimit,omitempty"`
+	MaxConcurrent *int           `json:"maxConcurrent,omitempty"`
+	Breaker       *fileBreaker   `json:"breaker,omitempty"`
 	// Nil (absent) and empty are told apart: an empty list is refused.
 	AllowedNamespaces []string `json:"allowedNamespaces"`
 	AllowedDomains    []string `json:"allowedDomains"`
+}
+
+type fileRateLimit struct {
+	Runs int             `json:"runs"`
+	Per  json.RawMessage `json:"per"`
+}
+
+type fileBreaker struct {
+	Failures *int            `json:"failures,omitempty"`
+	Pause    json.RawMessage `json:"pause,omitempty"`
+	MaxPause json.RawMessage `json:"maxPause,omitempty"`
 }
 
 type filePropagation struct {
@@ -420,6 +464,18 @@ func parseProgram(data json.RawMessage, defaults Propagation, checkPath func(str
 	default:
 		return nil, fmt.Errorf("serialize: %q is not supported; use \"zone\" (the default) or \"none\"", raw.Serialize)
 	}
+	if p.RateLimit, err = parseRateLimit(raw.RateLimit); err != nil {
+		return nil, err
+	}
+	if raw.MaxConcurrent != nil {
+		if *raw.MaxConcurrent < 1 {
+			return nil, fmt.Errorf("maxConcurrent: %d must be at least 1; leave it out for no limit beyond maxConcurrentRuns", *raw.MaxConcurrent)
+		}
+		p.MaxConcurrent = *raw.MaxConcurrent
+	}
+	if p.Breaker, err = parseBreaker(raw.Breaker); err != nil {
+		return nil, err
+	}
 	if raw.Propagation != nil {
 		prop := raw.Propagation
 		p.Propagation.Wait = prop.Wait
@@ -443,6 +499,47 @@ func parseProgram(data json.RawMessage, defaults Propagation, checkPath func(str
 		}
 	}
 	return p, nil
+}
+
+func parseRateLimit(raw *fileRateLimit) (RateLimit, error) {
+	if raw == nil {
+		return RateLimit{}, nil
+	}
+	if raw.Runs < 1 {
+		return RateLimit{}, fmt.Errorf("rateLimit.runs: %d must be at least 1", raw.Runs)
+	}
+	if len(raw.Per) == 0 {
+		return RateLimit{}, errors.New(`rateLimit.per: missing; say over how long, e.g. "1m"`)
+	}
+	per, err := parseDuration("rateLimit.per", raw.Per, 0)
+	if err != nil {
+		return RateLimit{}, err
+	}
+	return RateLimit{Runs: raw.Runs, Per: per}, nil
+}
+
+func parseBreaker(raw *fileBreaker) (Breaker, error) {
+	b := DefaultBreaker
+	if raw == nil {
+		return b, nil
+	}
+	if raw.Failures != nil {
+		if *raw.Failures < 0 {
+			return b, fmt.Errorf("breaker.failures: %d must be 0 (off) or more", *raw.Failures)
+		}
+		b.Failures = *raw.Failures
+	}
+	var err error
+	if b.Pause, err = parseDuration("breaker.pause", raw.Pause, b.Pause); err != nil {
+		return b, err
+	}
+	if b.MaxPause, err = parseDuration("breaker.maxPause", raw.MaxPause, b.MaxPause); err != nil {
+		return b, err
+	}
+	if b.MaxPause < b.Pause {
+		return b, fmt.Errorf("breaker.maxPause: %s is shorter than breaker.pause (%s)", b.MaxPause, b.Pause)
+	}
+	return b, nil
 }
 
 func validatePath(path string, checkPath func(string) error) error {
@@ -621,6 +718,7 @@ func legacyConfig(getenv func(string) string, path string, defaults Propagation,
 		Timeout:          DefaultProgramTimeout,
 		Propagation:      defaults,
 		SerializePerZone: true,
+		Breaker:          DefaultBreaker,
 		passAllEnv:       true,
 	}
 	return &Config{

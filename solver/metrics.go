@@ -53,6 +53,27 @@ var (
 		Buckets:        []float64{0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 50},
 		StabilityLevel: metrics.ALPHA,
 	})
+	rateLimitRefusals = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace: metricsNamespace, Name: "rate_limit_refusals_total",
+		Help:           "Requests answered at once because the program's rate limit had no start for them within their budget, by program.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"program"})
+	rateLimitWaits = metrics.NewHistogramVec(&metrics.HistogramOpts{
+		Namespace: metricsNamespace, Name: "rate_limit_wait_seconds",
+		Help:           "Time runs waited for their program's rate limit, by program.",
+		Buckets:        []float64{0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 50},
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"program"})
+	programPauses = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace: metricsNamespace, Name: "program_pauses_total",
+		Help:           "Times a program was paused for a namespace, by program and reason (failures: failed runs in a row; slow_down: the program asked).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"program", "reason"})
+	programPaused = metrics.NewGaugeVec(&metrics.GaugeOpts{
+		Namespace: metricsNamespace, Name: "program_paused",
+		Help:           "1 while a program is paused for a namespace (until a run succeeds again), else 0.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"program", "namespace"})
 	configLoaded = metrics.NewGauge(&metrics.GaugeOpts{
 		Namespace: metricsNamespace, Name: "config_last_reload_successful",
 		Help:           "1 when the last solver config load succeeded, 0 while an invalid file is being ignored.",
@@ -64,7 +85,8 @@ var registerMetrics sync.Once
 
 func init() {
 	registerMetrics.Do(func() {
-		legacyregistry.MustRegister(programRuns, programRunDuration, programRunsInFlight, challengeCalls, propagationChecks, configReloads, configLoaded, leaseWaits)
+		legacyregistry.MustRegister(programRuns, programRunDuration, programRunsInFlight, challengeCalls, propagationChecks, configReloads, configLoaded, leaseWaits,
+			rateLimitRefusals, rateLimitWaits, programPauses, programPaused)
 	})
 }
 

@@ -39,6 +39,7 @@ type Solver struct {
 	// of the webhook's Pod (EXEC_RUNNER_SOCKET).
 	runner    runner.Runner
 	locks     *zoneLocks
+	guards    *guards
 	presented *presentedRecords
 	current   atomic.Pointer[state]
 	// loaded is the latest config loaded, which an in-process runner runs
@@ -103,6 +104,7 @@ func New(opts ...Option) *Solver {
 	for _, opt := range opts {
 		opt(s)
 	}
+	s.guards = newGuards(s.log, time.Now)
 	return s
 }
 
@@ -342,8 +344,16 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 		}
 	}
 
+	turn, err := s.guards.admit(ctx, p, req.ResourceNamespace)
+	if err != nil {
+		return err
+	}
+	defer turn.leave()
 	ch, err := challengeArgsFor(ctx, st.cluster, p, req, fqdn)
 	if err != nil {
+		return err
+	}
+	if err := turn.takeSlot(ctx, p); err != nil {
 		return err
 	}
 	release, err := s.lockZone(ctx, st, p, zoneOf(req.ResolvedZone, fqdn))
@@ -356,8 +366,9 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 		ResolvedZone:      req.ResolvedZone,
 		ResourceNamespace: req.ResourceNamespace,
 	}
-	err = s.runWithSecrets(ctx, st, p, ic.Env, action, rc, programArgs(p.Mode, action, ch), log)
+	err = s.runWithSecrets(ctx, st, p, ic.Env, action, rc, programArgs(p.Mode, action, ch), turn, log)
 	release()
+	turn.leave()
 	if err != nil {
 		return err
 	}
@@ -374,17 +385,23 @@ func (s *Solver) handle(ctx context.Context, st *state, action Action, req *whap
 	return s.awaitPropagation(ctx, settings, p, fqdn, req.Key, presentedKey, now, log)
 }
 
-// runWithSecrets reads the Issuer's Secret values and runs the program with
-// them. It is called once the run may start: a request waiting for its zone
-// or a run slot holds no Secret values, however many wait.
-func (s *Solver) runWithSecrets(ctx context.Context, st *state, p *Program, fromIssuer map[string]EnvSource, action Action, rc runner.Context, args []string, log logr.Logger) error {
+// runWithSecrets waits for the start the program's rate limit gives, reads
+// the Issuer's Secret values and runs the program with them, and tells the
+// program's breaker how the run went. It is called once the run may start: a
+// request waiting for its zone or a run slot holds no Secret values, however
+// many wait.
+func (s *Solver) runWithSecrets(ctx context.Context, st *state, p *Program, fromIssuer map[string]EnvSource, action Action, rc runner.Context, args []string, turn *turn, log logr.Logger) error {
+	if err := turn.waitStart(ctx); err != nil {
+		return err
+	}
 	fromSecrets, err := readSecretEnv(ctx, st.cluster.kube, rc.ResourceNamespace, fromIssuer)
 	if err != nil {
 		return err
 	}
 	runCtx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
-	_, err = s.run(runCtx, runner.Invocation{Program: p.Name, Action: action, Args: args, Secrets: fromSecrets, Context: rc}, log)
+	res, err := s.run(runCtx, runner.Invocation{Program: p.Name, Action: action, Args: args, Secrets: fromSecrets, Context: rc}, log)
+	turn.ran(res, err)
 	return err
 }
 
