@@ -108,17 +108,32 @@ _headers() {
 	done
 	return 0
 }
+# Each response's headers go to $_adapter_headers (a name no hook uses: hooks
+# share this shell's variables), so a failing hook's last answer can be read.
 _get() {
-	_headers | curl -sS -H @- ${2:+-I} "$1"
+	_headers | curl -sS -D "$_adapter_headers" -H @- ${2:+-I} "$1"
 }
 _post() {
-	_headers | curl -sS -H @- -X "${4:-POST}" ${5:+-H "Content-Type: $5"} --data "$1" "$2"
+	_headers | curl -sS -D "$_adapter_headers" -H @- -X "${4:-POST}" ${5:+-H "Content-Type: $5"} --data "$1" "$2"
 }
 # --- end of helpers ---
 
+umask 077
+_adapter_headers=$(mktemp "${TMPDIR:-/tmp}/acme-sh-response.XXXXXX")
+trap 'rm -f "$_adapter_headers"' EXIT
 hook="$ACMESH_DNSAPI_DIR/$ACMESH_DNSAPI.sh"
 [ -r "$hook" ] || { echo "no hook at $hook" >&2; exit 2; }
 # shellcheck disable=SC1090
 . "$hook"
-"${ACMESH_DNSAPI}_$function" "$fulldomain" "$txtvalue"
+if ! "${ACMESH_DNSAPI}_$function" "$fulldomain" "$txtvalue"; then
+	# A provider's 429 becomes the webhook's "slow down": exit status 75 and
+	# a retry-after line (the provider's Retry-After when it gives seconds).
+	if grep -q '^HTTP/[0-9.]* 429' "$_adapter_headers"; then
+		after=$(sed -n 's/^[Rr][Ee][Tt][Rr][Yy]-[Aa][Ff][Tt][Ee][Rr]: *\([0-9][0-9]*\).*/\1/p' "$_adapter_headers" | tail -n 1)
+		echo "the provider answered 429 Too Many Requests" >&2
+		echo "retry-after: ${after:-60}" >&2
+		exit 75
+	fi
+	exit 1
+fi
 echo "$1 $fulldomain: done"

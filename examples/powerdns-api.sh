@@ -71,14 +71,36 @@ case "$fqdn" in *.) ;; *) fqdn="$fqdn." ;; esac
 api="$PDNS_API_URL/api/v1/servers/$PDNS_SERVER_ID/zones/$zone"
 
 umask 077
-headers=$(mktemp "${TMPDIR:-/tmp}/pdns-headers.XXXXXX")
-trap 'rm -f "$headers"' EXIT
+work=$(mktemp -d "${TMPDIR:-/tmp}/pdns.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+headers=$work/headers
 printf 'X-API-Key: %s\nContent-Type: application/json\n' "$PDNS_API_KEY" >"$headers"
+
+# call [curl arguments] makes one API request and prints the response body. A
+# 429 becomes the webhook's "slow down" (exit status 75 and a retry-after line
+# on stderr, with the API's Retry-After when it gives seconds), so the webhook
+# pauses this program instead of calling again; another error exits 1.
+call() {
+	status=$(curl -sS -o "$work/body" -D "$work/response" -w '%{http_code}' -H @"$headers" "$@") || exit 1
+	case $status in
+	2??) cat "$work/body" ;;
+	429)
+		after=$(sed -n 's/^[Rr][Ee][Tt][Rr][Yy]-[Aa][Ff][Tt][Ee][Rr]: *\([0-9][0-9]*\).*/\1/p' "$work/response" | tail -n 1)
+		echo "the PowerDNS API answered 429 Too Many Requests" >&2
+		echo "retry-after: ${after:-60}" >&2
+		exit 75
+		;;
+	*)
+		echo "the PowerDNS API answered $status: $(head -c 300 "$work/body")" >&2
+		exit 1
+		;;
+	esac
+}
 
 # Read first, then parse: in a pipeline sh would see only jq's status, and a
 # failed read would look like a zone without our record. TXT contents are
 # stored quoted: "value".
-zone_json=$(curl -fsS -H @"$headers" "$api")
+zone_json=$(call "$api")
 current=$(printf '%s' "$zone_json" |
 	jq -c --arg name "$fqdn" '[.rrsets[] | select(.name == $name and .type == "TXT") | .records[].content]')
 if [ "$action" = present ]; then
@@ -94,5 +116,6 @@ jq -n --arg name "$fqdn" --argjson contents "$wanted" --argjson ttl "$PDNS_TTL" 
 	name: $name, type: "TXT", ttl: $ttl,
 	changetype: (if ($contents | length) == 0 then "DELETE" else "REPLACE" end),
 	records: [$contents[] | {content: ., disabled: false}]
-}]}' | curl -fsS -X PATCH -H @"$headers" --data @- "$api"
+}]}' >"$work/patch"
+call -X PATCH --data @"$work/patch" "$api" >/dev/null
 echo "$action $fqdn: done"

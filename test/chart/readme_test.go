@@ -69,7 +69,8 @@ func TestReadmeSolverConfig(t *testing.T) {
 	}
 	if p.Timeout != 30*time.Second || p.Mode != solver.ModeDefault || !p.SerializePerZone ||
 		!slices.Equal(p.SecretEnv, []string{"TSIG_SECRET"}) || !slices.Equal(p.PassEnv, []string{"DNS_API_TOKEN"}) ||
-		p.Propagation.Timeout != 2*time.Minute || p.Propagation.Interval != 5*time.Second {
+		p.Propagation.Timeout != 2*time.Minute || p.Propagation.Interval != 5*time.Second ||
+		p.RateLimit != (solver.RateLimit{Runs: 10, Per: time.Minute}) || p.MaxConcurrent != 4 || p.Breaker != solver.DefaultBreaker {
 		t.Errorf("program nsupdate loaded as %+v", p)
 	}
 

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -364,7 +366,45 @@ func TestExamplePowerDNSFailedReadFails(t *testing.T) {
 	if err == nil {
 		t.Fatalf("present succeeded with a wrong API key: %s", out)
 	}
-	if want := "curl: (22) The requested URL returned error: 401\n"; string(out) != want {
+	if want := "the PowerDNS API answered 401: Unauthorized\n"; string(out) != want {
 		t.Errorf("output = %q, want %q", out, want)
+	}
+}
+
+// TestExamplesSlowDownOn429: a provider that answers 429 makes the examples
+// ask the webhook to slow down (exit status 75 and the provider's
+// Retry-After), so it pauses the program instead of calling again.
+func TestExamplesSlowDownOn429(t *testing.T) {
+	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, `{"error": "rate limited"}`, http.StatusTooManyRequests)
+	}))
+	defer provider.Close()
+	root := testbed.RepoRoot(t)
+	tests := map[string]struct {
+		program string
+		env     []string
+		want    string
+	}{
+		"powerdns-api.sh": {"powerdns-api.sh", []string{"PDNS_API_URL=" + provider.URL, "PDNS_API_KEY=key", "PDNS_ZONE=example.net"},
+			"the PowerDNS API answered 429 Too Many Requests\nretry-after: 30\n"},
+		"acme-sh-dnsapi.sh": {"acme-sh-dnsapi.sh", []string{"ACMESH_DNSAPI=dns_testhttp", "ACMESH_DNSAPI_DIR=" + filepath.Join(root, "testdata", "acme-sh", "dnsapi"), "TESTHTTP_URL=" + provider.URL},
+			"[error] the API said: {\"error\": \"rate limited\"}\nthe provider answered 429 Too Many Requests\nretry-after: 30\n"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cmd := exec.Command(filepath.Join(root, "examples", tc.program), "present", "_acme-challenge.www.example.net.", challengeValue)
+			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "TMPDIR=" + t.TempDir()}, tc.env...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exitErr *exec.ExitError
+			if !errors.As(err, &exitErr) || exitErr.ExitCode() != 75 {
+				t.Errorf("exit: %v, want status 75", err)
+			}
+			if stderr.String() != tc.want {
+				t.Errorf("stderr = %q, want %q", stderr.String(), tc.want)
+			}
+		})
 	}
 }
