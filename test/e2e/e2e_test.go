@@ -1,8 +1,8 @@
 //go:build e2e
 
 // Package e2e issues certificates with cert-manager from a real ACME server
-// (Pebble) through this webhook, running as its own process behind an
-// APIService, with BIND9 as the DNS server Pebble validates against.
+// (Pebble) through this webhook, running as its webhook and runner processes
+// behind an APIService, with BIND9 as the DNS server Pebble validates against.
 package e2e
 
 import (
@@ -45,7 +45,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, p := range []*testbed.Process{stack.Webhook.Process, stack.CertManager, stack.Pebble.Process} {
+			for _, p := range []*testbed.Process{stack.Webhook.Process, stack.Webhook.Runner, stack.CertManager, stack.Pebble.Process} {
 				t.Logf("=== %s log (last 60 lines):\n%s", p.Name, testbed.Tail(p.Log(), 60))
 			}
 			t.Logf("=== named log:\n%s", testbed.Tail(stack.BIND.Log(), 40))
@@ -117,6 +117,9 @@ func scenarios(t *testing.T, stack *testbed.Stack, root, argvLog string, vars ma
 		if stack.Webhook.Exited() {
 			t.Error("the webhook restarted")
 		}
+		if stack.Webhook.Runner.Exited() {
+			t.Error("the runner exited")
+		}
 	})
 
 	t.Run("credentials from the Issuer's namespace only", func(t *testing.T) {
@@ -135,8 +138,10 @@ func scenarios(t *testing.T, stack *testbed.Stack, root, argvLog string, vars ma
 		if got := stack.BIND.TXT(t, "_acme-challenge.other.example.com."); len(got) != 0 {
 			t.Errorf("a record was presented for team-other: %q", got)
 		}
-		if log := stack.Webhook.Log(); strings.Contains(log, stack.BIND.KeySecret) {
-			t.Error("the TSIG secret appears in the webhook's log")
+		for _, p := range []*testbed.Process{stack.Webhook.Process, stack.Webhook.Runner} {
+			if strings.Contains(p.Log(), stack.BIND.KeySecret) {
+				t.Errorf("the TSIG secret appears in the %s's log", p.Name)
+			}
 		}
 	})
 
