@@ -9,6 +9,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,6 +43,7 @@ func TestEndToEnd(t *testing.T) {
 			}
 			return testbed.Expand(t, readConfigTemplate(t, root), vars)
 		},
+		RunnerEnv: func(bind *testbed.BIND) []string { return []string{"TSIG_SECRET=" + bind.KeySecret} },
 	})
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -145,7 +147,7 @@ func scenarios(t *testing.T, stack *testbed.Stack, root, argvLog string, vars ma
 		}
 	})
 
-	t.Run("program policy: namespace and domain", func(t *testing.T) {
+	t.Run("program policy: namespace and domain; admin credentials in the runner only", func(t *testing.T) {
 		t.Parallel()
 		config := `{"program":"nsupdate-policy"}`
 		stack.CreateIssuer(t, "team-policy", "exec", config)
@@ -160,12 +162,31 @@ func scenarios(t *testing.T, stack *testbed.Stack, root, argvLog string, vars ma
 			`program "nsupdate-policy" may not be used for "stray.example.com"; ask the cluster admin to add it to the program's allowedDomains`, readyTimeout)
 		t.Logf("team-policy's Challenge for stray.example.com: %s", reason)
 		stack.WaitCertificateReady(t, "team-policy", "allowed", readyTimeout)
+		// BIND took the program's updates signed with TSIG_SECRET, which
+		// passEnv copied from the runner's environment: the webhook's has none.
+		checkCredentialInRunnerOnly(t, stack, "TSIG_SECRET", stack.BIND.KeySecret)
 		for _, name := range []string{"_acme-challenge.stray.example.com.", "_acme-challenge.stranger.policy.example.com."} {
 			if got := stack.BIND.TXT(t, name); len(got) != 0 {
 				t.Errorf("a record was presented at %s against the policy: %q", name, got)
 			}
 		}
 	})
+}
+
+// checkCredentialInRunnerOnly checks that the variable name, with value, is
+// in the runner process's environment and neither is in the webhook
+// process's, as the chart splits them between its containers.
+func checkCredentialInRunnerOnly(t *testing.T, stack *testbed.Stack, name, value string) {
+	t.Helper()
+	if !slices.Contains(stack.Webhook.Runner.Environ(t), name+"="+value) {
+		t.Errorf("the runner process's environment lacks %s", name)
+	}
+	for _, kv := range stack.Webhook.Environ(t) {
+		if strings.HasPrefix(kv, name+"=") || strings.Contains(kv, value) {
+			key, _, _ := strings.Cut(kv, "=")
+			t.Errorf("the webhook process's environment holds the program credential %s (in %s)", name, key)
+		}
+	}
 }
 
 // checkMetrics scrapes the running webhook after the scenarios.
