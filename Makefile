@@ -142,7 +142,7 @@ bench:
 	@hack/require-tools.sh
 	$(GO) test -run '^$$' -bench PresentOverhead -benchtime 500x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
 	$(GO) test -run '^$$' -bench 60ConcurrentPresents -benchtime 5x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
-	$(GO) test -run '^$$' -bench OutputFlood -benchtime 3x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
+	$(GO) test -run '^$$' -bench OutputFlood -benchtime 3x ./internal/runner/ | grep -E '^(Benchmark|ok|FAIL)'
 	@eval "$$(hack/test-assets.sh)"; \
 	$(GO) test -tags integration -run '^$$' -bench ZoneLease -benchtime 100x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
 	@eval "$$(hack/test-assets.sh)"; \
