@@ -2,7 +2,6 @@ package solver
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/runner"
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
 )
 
 // BenchmarkPresentOverhead compares a Present of /bin/true through the solver
@@ -132,18 +132,13 @@ func wallOf60Concurrent(b *testing.B, what string, run func(zone int) error) tim
 	return wall
 }
 
-// memoryBackedDir returns a fresh directory on tmpfs (/dev/shm), as the
-// chart's /tmp is, or skips the benchmark where there is none.
+// memoryBackedDir returns a fresh directory on tmpfs, as the chart's /tmp
+// is, or skips the benchmark where there is none.
 func memoryBackedDir(b *testing.B) string {
 	b.Helper()
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs("/dev/shm", &fs); err != nil || fs.Type != 0x01021994 { // TMPFS_MAGIC
+	dir, ok := testbed.MemoryBackedDir(b)
+	if !ok {
 		b.Skip("no tmpfs at /dev/shm to make run directories on, as the chart's memory-backed /tmp")
 	}
-	dir, err := os.MkdirTemp("/dev/shm", "bench-runs-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return dir
 }

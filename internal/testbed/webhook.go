@@ -54,7 +54,9 @@ type WebhookEnv struct {
 	// EXEC_LEASE_NAMESPACE.
 	Webhook []string
 	// Runner goes to the runner process alone: the admin's program variables,
-	// whose values passEnv (or lego's EXEC_PATH) copies into runs.
+	// whose values passEnv (or lego's EXEC_PATH) copies into runs, and any
+	// setting of its own (a TMPDIR, where runs get their directories, replaces
+	// StartWebhook's).
 	Runner []string
 }
 
