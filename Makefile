@@ -4,12 +4,13 @@
 #   make test          unit, conformance, integration, chart, end-to-end and node tests (builds test binaries once)
 #   make tools         build every test binary into the cache (etcd, the Kubernetes components, helm, pebble, cert-manager)
 #   make test-unit     unit tests only (no cluster, no DNS server)
-#   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook process on loopback
+#   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook's two processes on loopback
 #   make test-assets   build etcd, kube-apiserver and kubectl into the cache and print their paths
 #   make lint          go vet, gofmt and golangci-lint (gosec among others)
-#   make bench         benchmarks with ratios: solver vs bare exec (one run and 60 concurrent), memory of a flooding run,
-#                      the webhook process via kube-apiserver, its idle RSS vs a do-nothing solver on the same framework,
-#                      RAW mode's Challenge cache with 10,000 Challenges
+#   make bench         benchmarks with ratios: solver vs bare exec, in-process and via a runner process (one run and
+#                      60 concurrent), the runner channel's round trip, memory of a flooding run,
+#                      the webhook via kube-apiserver, the idle RSS of its two processes vs a do-nothing solver on the
+#                      same framework, RAW mode's Challenge cache with 10,000 Challenges
 #   make fuzz          fuzz the config parsers and request validation briefly (FUZZTIME=20000x each)
 #   make deploy-manifests  regenerate deploy/ and the chart's golden renders from the chart
 #   make build         the webhook binary in bin/
@@ -142,7 +143,8 @@ bench:
 	@hack/require-tools.sh
 	$(GO) test -run '^$$' -bench PresentOverhead -benchtime 500x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
 	$(GO) test -run '^$$' -bench 60ConcurrentPresents -benchtime 5x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
-	$(GO) test -run '^$$' -bench OutputFlood -benchtime 3x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
+	$(GO) test -run '^$$' -bench OutputFlood -benchtime 3x ./internal/runner/ | grep -E '^(Benchmark|ok|FAIL)'
+	$(GO) test -run '^$$' -bench ChannelRoundTrip -benchtime 2000x ./internal/runner/ | grep -E '^(Benchmark|ok|FAIL)'
 	@eval "$$(hack/test-assets.sh)"; \
 	$(GO) test -tags integration -run '^$$' -bench ZoneLease -benchtime 100x ./solver/ | grep -E '^(Benchmark|ok|FAIL)'
 	@eval "$$(hack/test-assets.sh)"; \

@@ -2,7 +2,6 @@ package solver
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -14,58 +13,76 @@ import (
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/runner"
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
 )
 
 // BenchmarkPresentOverhead compares a Present of /bin/true through the solver
 // (Issuer config, validation, environment, zone lock, process group, output
-// capture, logging, metrics) with a bare exec.Command("/bin/true").Run(),
-// alternating the two in one run on one machine. Target: ratio <= 1.2.
+// capture, logging, metrics) with a bare exec.Command("/bin/true").Run(), the
+// solver running the program in its own process, and in a runner process over
+// its Unix socket as the chart runs it (the invocation's round trip, the
+// runner's lookup of its config), alternating the three in one run on one
+// machine. Target: each ratio <= 1.2.
 // Each run's private directory is made on tmpfs, as in the chart's
 // memory-backed /tmp: on a disk file system the directory alone can cost more
 // than the run (2 ms per mkdir and remove on this project's VMs, whose root
 // file system is mounted with online discard).
 func BenchmarkPresentOverhead(b *testing.B) {
-	s, _ := newTestSolver(b, "programs:\n- name: bin-true\n  path: /bin/true\n")
-	s.runsDir = memoryBackedDir(b)
+	const cfg = "programs:\n- name: bin-true\n  path: /bin/true\n"
+	runsDir := memoryBackedDir(b)
+	inProcess, _ := newTestSolver(b, cfg)
+	// newTestSolver's runner took the runs directory it was made with.
+	inProcess.runsDir = runsDir
+	inProcess.runner = inProcess.inProcessRunner()
+	viaRunner, _ := newTestSolver(b, cfg)
+	withRunnerProcess(b, viaRunner, cfg, runsDir)
 	req := request("example.com", "value", "")
-	var bare, solver time.Duration
-	for i := 0; i < b.N; i++ {
+	timed := func(run func() error) time.Duration {
 		start := time.Now()
-		if err := exec.Command("/bin/true").Run(); err != nil {
+		if err := run(); err != nil {
 			b.Fatal(err)
 		}
-		bare += time.Since(start)
-		start = time.Now()
-		if err := s.Present(req); err != nil {
-			b.Fatal(err)
-		}
-		solver += time.Since(start)
+		return time.Since(start)
 	}
-	b.ReportMetric(float64(bare.Nanoseconds())/float64(b.N), "bare-ns/run")
-	b.ReportMetric(float64(solver.Nanoseconds())/float64(b.N), "solver-ns/run")
-	b.ReportMetric(float64(solver)/float64(bare), "solver/bare-ratio")
+	var bare, local, split time.Duration
+	for i := 0; i < b.N; i++ {
+		bare += timed(exec.Command("/bin/true").Run)
+		local += timed(func() error { return inProcess.Present(req) })
+		split += timed(func() error { return viaRunner.Present(req) })
+	}
+	perRun := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(b.N) }
+	b.ReportMetric(perRun(bare), "bare-ns/run")
+	b.ReportMetric(perRun(local), "in-process-ns/run")
+	b.ReportMetric(perRun(split), "via-runner-ns/run")
+	b.ReportMetric(float64(local)/float64(bare), "in-process/bare-ratio")
+	b.ReportMetric(float64(split)/float64(bare), "via-runner/bare-ratio")
 }
 
 // Benchmark60ConcurrentPresents runs cert-manager's ceiling of 60 concurrent
-// Presents, one per zone, of a program that takes 0.5s, alternating each round
-// with 60 bare concurrent exec.Command runs of the same program, argv and
-// variables. The bare round is the machine's floor for 60 such processes, which
-// under load is several times one run; the solver's wall should stay close to
-// it, with no failure. Target: ratio <= 1.2.
+// Presents, one per zone, of a program that takes 0.5s, through the solver
+// running programs in its own process and in a runner process (all 60 over its
+// one connection), alternating each round with 60 bare concurrent exec.Command
+// runs of the same program, argv and variables. The bare round is the
+// machine's floor for 60 such processes, which under load is several times one
+// run; the solver's wall should stay close to it, with no failure. Target:
+// each ratio <= 1.2.
 func Benchmark60ConcurrentPresents(b *testing.B) {
 	const runSeconds = 0.5
 	program := testProgram(b, "intervals.sh")
 	intervalLog := filepath.Join(b.TempDir(), "intervals")
-	s, _ := newTestSolver(b, fmt.Sprintf(`
+	cfg := fmt.Sprintf(`
 programs:
 - name: p
   path: %s
   env: {INTERVAL_LOG: %s, RUN_SECONDS: "%v"}
-`, program, intervalLog, runSeconds))
+`, program, intervalLog, runSeconds)
+	inProcess, _ := newTestSolver(b, cfg)
+	viaRunner, _ := newTestSolver(b, cfg)
+	withRunnerProcess(b, viaRunner, cfg, b.TempDir())
 	zoneRequest := func(round, zone int) *whapi.ChallengeRequest {
 		return request(fmt.Sprintf("www.zone%d.example", zone), fmt.Sprintf("v%d-%d", round, zone), "")
 	}
-	var bare, solver time.Duration
+	var bare, local, split time.Duration
 	for i := 0; i < b.N; i++ {
 		bare += wallOf60Concurrent(b, "bare runs", func(zone int) error {
 			req := zoneRequest(i, zone)
@@ -74,17 +91,22 @@ programs:
 				"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", runner.EnvResolvedZone + "=" + req.ResolvedZone}
 			return cmd.Run()
 		})
-		solver += wallOf60Concurrent(b, "Presents", func(zone int) error {
-			return s.Present(zoneRequest(i, zone))
+		local += wallOf60Concurrent(b, "Presents in-process", func(zone int) error {
+			return inProcess.Present(zoneRequest(i, zone))
+		})
+		split += wallOf60Concurrent(b, "Presents via the runner", func(zone int) error {
+			return viaRunner.Present(zoneRequest(i, zone))
 		})
 	}
 	var usage syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
-	solverPerRound := solver.Seconds() / float64(b.N)
-	b.ReportMetric(bare.Seconds()/float64(b.N), "bare-wall-s/60-runs")
-	b.ReportMetric(solverPerRound, "solver-wall-s/60-presents")
-	b.ReportMetric(float64(solver)/float64(bare), "solver/bare-ratio")
-	b.ReportMetric(solverPerRound/runSeconds, "solver-wall/one-run-ratio")
+	perRound := func(d time.Duration) float64 { return d.Seconds() / float64(b.N) }
+	b.ReportMetric(perRound(bare), "bare-wall-s/60-runs")
+	b.ReportMetric(perRound(local), "in-process-wall-s/60-presents")
+	b.ReportMetric(perRound(split), "via-runner-wall-s/60-presents")
+	b.ReportMetric(float64(local)/float64(bare), "in-process/bare-ratio")
+	b.ReportMetric(float64(split)/float64(bare), "via-runner/bare-ratio")
+	b.ReportMetric(perRound(local)/runSeconds, "in-process-wall/one-run-ratio")
 	b.ReportMetric(float64(usage.Maxrss)/1024, "peak-rss-MiB")
 }
 
@@ -110,18 +132,13 @@ func wallOf60Concurrent(b *testing.B, what string, run func(zone int) error) tim
 	return wall
 }
 
-// memoryBackedDir returns a fresh directory on tmpfs (/dev/shm), as the
-// chart's /tmp is, or skips the benchmark where there is none.
+// memoryBackedDir returns a fresh directory on tmpfs, as the chart's /tmp
+// is, or skips the benchmark where there is none.
 func memoryBackedDir(b *testing.B) string {
 	b.Helper()
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs("/dev/shm", &fs); err != nil || fs.Type != 0x01021994 { // TMPFS_MAGIC
+	dir, ok := testbed.MemoryBackedDir(b)
+	if !ok {
 		b.Skip("no tmpfs at /dev/shm to make run directories on, as the chart's memory-backed /tmp")
 	}
-	dir, err := os.MkdirTemp("/dev/shm", "bench-runs-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return dir
 }

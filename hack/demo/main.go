@@ -87,7 +87,7 @@ func main() {
 	fmt.Printf("  SANs:      %s\n", strings.Join(sans, ", "))
 	fmt.Printf("  valid:     %s to %s\n", cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339))
 	fmt.Println()
-	fmt.Printf("Logs (webhook, cert-manager, pebble): %s\n", logDir)
+	fmt.Printf("Logs (webhook, runner, cert-manager, pebble): %s\n", logDir)
 	fmt.Println("Stopping everything ...")
 }
 

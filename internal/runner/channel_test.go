@@ -20,7 +20,7 @@ import (
 
 // startRunner starts the test binary as a runner process serving socket with
 // programs; the admin's API_TOKEN is in its environment only.
-func startRunner(t *testing.T, socket string, programs map[string]Program) *exec.Cmd {
+func startRunner(t testing.TB, socket string, programs map[string]Program) *exec.Cmd {
 	t.Helper()
 	table, err := json.Marshal(programs)
 	if err != nil {
@@ -40,7 +40,7 @@ func startRunner(t *testing.T, socket string, programs map[string]Program) *exec
 	return cmd
 }
 
-func dialRunner(t *testing.T, socket string) *Client {
+func dialRunner(t testing.TB, socket string) *Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // RepoRoot is the module's root: the nearest directory above the working
@@ -24,6 +25,24 @@ func RepoRoot(t TB) string {
 		}
 		dir = parent
 	}
+}
+
+// MemoryBackedDir returns a fresh directory on tmpfs (/dev/shm), as the
+// chart's memory-backed /tmp is, removed when t ends; false where there is
+// none. Benchmarks make run directories there: on a disk file system the
+// directory alone can cost more than a run.
+func MemoryBackedDir(t TB) (string, bool) {
+	t.Helper()
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &fs); err != nil || fs.Type != 0x01021994 { // TMPFS_MAGIC
+		return "", false
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "bench-runs-")
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir, true
 }
 
 // ReadCalls returns the calls testdata/programs/record-argv.sh (and

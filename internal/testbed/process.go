@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -105,6 +107,35 @@ func readFile(t TB, path string) []byte {
 		t.Fatalf("%v", err)
 	}
 	return data
+}
+
+// Pid returns the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Memory returns a memory figure of the process in bytes: field is a kB line
+// of /proc/PID/status, such as VmRSS (resident), RssAnon (heap and stacks) or
+// RssFile (mapped files, mostly the binary's code).
+func (p *Process) Memory(t TB, field string) int64 {
+	t.Helper()
+	data := readFile(t, "/proc/"+strconv.Itoa(p.Pid())+"/status")
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	t.Fatalf("no %s for %s", field, p.Name)
+	return 0
+}
+
+// Environ returns the environment the process was started with, from
+// /proc/PID/environ: a non-dumpable process's only to root.
+func (p *Process) Environ(t TB) []string {
+	t.Helper()
+	data := readFile(t, "/proc/"+strconv.Itoa(p.Pid())+"/environ")
+	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
 }
 
 // Signal sends sig to the process (not its group).

@@ -20,7 +20,7 @@ import (
 
 // Stack is everything an issuance needs, on loopback: etcd and kube-apiserver
 // with cert-manager's CRDs, cert-manager's controllers, Pebble, BIND9 and this
-// webhook as its own process behind an APIService.
+// webhook, as its webhook and runner processes, behind an APIService.
 type Stack struct {
 	CP          *ControlPlane
 	BIND        *BIND
@@ -43,6 +43,9 @@ type StackOptions struct {
 	Zone string
 	// SolverConfig returns the webhook's solver config for the running BIND.
 	SolverConfig func(*BIND) string
+	// RunnerEnv returns the admin's program variables for the running BIND
+	// (passEnv's values), which the runner process alone gets; nil for none.
+	RunnerEnv func(*BIND) []string
 	// Step reports progress.
 	Step func(format string, args ...any)
 }
@@ -85,11 +88,14 @@ func StartStack(t TB, opts StackOptions) *Stack {
 		s.CP = StartControlPlane(t, ControlPlaneOptions{Aggregation: true})
 	})
 	timed("starting Pebble (ACME server)", func() { s.Pebble = StartPebble(t, pebbleDir, s.BIND.Addr, opts.LogDir) })
-	timed("starting the exec webhook behind an APIService", func() {
+	timed("starting the exec webhook (its webhook and runner processes) behind an APIService", func() {
 		s.Config = NewConfigDir(t)
 		s.Config.Write(t, map[string]string{"config.yaml": opts.SolverConfig(s.BIND)})
-		s.Webhook = StartWebhook(t, s.CP, webhookBin, s.GroupName, "cert-manager", opts.LogDir,
-			[]string{"EXEC_CONFIG=" + filepath.Join(s.Config.Dir, "config.yaml")})
+		env := WebhookEnv{Config: []string{"EXEC_CONFIG=" + filepath.Join(s.Config.Dir, "config.yaml")}}
+		if opts.RunnerEnv != nil {
+			env.Runner = opts.RunnerEnv(s.BIND)
+		}
+		s.Webhook = StartWebhook(t, s.CP, webhookBin, s.GroupName, "cert-manager", opts.LogDir, env)
 	})
 	timed("starting cert-manager's controllers", func() {
 		s.CertManager = StartCertManager(t, controller, s.CP, s.BIND.Addr, opts.LogDir)

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,18 +23,46 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// Webhook is this project's webhook running as its own process, serving the
-// aggregated API that kube-apiserver proxies cert-manager's calls to.
+// Webhook is this project's webhook run as the chart runs it: two processes
+// of one binary, as the two containers of its Pod. The webhook process serves
+// the aggregated API that kube-apiserver proxies cert-manager's calls to; the
+// runner process (the `runner` subcommand) runs the programs it asks for over
+// a Unix socket, with the admin's program variables, which the webhook
+// process never has.
 type Webhook struct {
+	// Process is the webhook process.
 	*Process
+	// Runner is the runner process; nil for StartNopWebhook's solver.
+	Runner    *Process
 	Port      int
 	GroupName string
-	// StartToReady is the time from starting the process to its first
+	// StartToReady is the time from starting the webhook process to its first
 	// successful /readyz.
 	StartToReady time.Duration
 	ca           *CA
 	client       *rest.Config
 }
+
+// WebhookEnv is the environment of the webhook's two processes, split as the
+// chart splits it between its two containers; each also gets PATH, HOME and
+// TMPDIR (StartProcess), and the runner socket.
+type WebhookEnv struct {
+	// Config goes to both, which each read the solver config: EXEC_CONFIG, or
+	// lego's EXEC_PATH and its settings.
+	Config []string
+	// Webhook goes to the webhook process alone: its own settings, such as
+	// EXEC_LEASE_NAMESPACE.
+	Webhook []string
+	// Runner goes to the runner process alone: the admin's program variables,
+	// whose values passEnv (or lego's EXEC_PATH) copies into runs, and any
+	// setting of its own (a TMPDIR, where runs get their directories, replaces
+	// StartWebhook's).
+	Runner []string
+}
+
+// envRunnerSocket is runner.EnvSocket; testbed cannot import internal/runner,
+// whose tests import testbed.
+const envRunnerSocket = "EXEC_RUNNER_SOCKET"
 
 // BuildWebhook compiles the webhook binary into dir and returns its path.
 func BuildWebhook(t TB, repoRoot, dir string) string {
@@ -45,8 +72,8 @@ func BuildWebhook(t TB, repoRoot, dir string) string {
 
 // BuildNopWebhook compiles a solver that does nothing on the webhook's own
 // framework (./internal/testbed/nopwebhook) into dir and returns its path: the
-// floor our webhook's footprint is compared with. StartWebhook runs it as it
-// runs ours.
+// floor our webhook process's footprint is compared with. StartNopWebhook runs
+// it as StartWebhook runs our webhook process.
 func BuildNopWebhook(t TB, repoRoot, dir string) string {
 	t.Helper()
 	return buildCommand(t, repoRoot, "./internal/testbed/nopwebhook", filepath.Join(dir, "nopwebhook"))
@@ -64,11 +91,31 @@ func buildCommand(t TB, repoRoot, pkg, out string) string {
 	return out
 }
 
-// StartWebhook runs a webhook binary (ours, or BuildNopWebhook's) against cp, and
-// registers it as cluster would: a Service in namespace (ExternalName
-// localhost, since it runs outside the cluster) and an APIService with the
-// CA of its serving certificate.
-func StartWebhook(t TB, cp *ControlPlane, bin, groupName, namespace, logDir string, env []string) *Webhook {
+// StartWebhook runs our webhook binary against cp as its runner and webhook
+// processes, and registers it as the chart would: a Service in namespace
+// (ExternalName localhost, since it runs outside the cluster) and an
+// APIService with the CA of its serving certificate.
+func StartWebhook(t TB, cp *ControlPlane, bin, groupName, namespace, logDir string, env WebhookEnv) *Webhook {
+	t.Helper()
+	socket := envRunnerSocket + "=" + filepath.Join(t.TempDir(), "runner.sock")
+	// The runner's runs get a TMPDIR of their own, as in its container.
+	runnerEnv := append([]string{socket, "TMPDIR=" + t.TempDir()}, env.Config...)
+	// Started first, it is stopped last: by then the webhook's exit has ended
+	// its connection, which ends the runner; its Stop is only the fallback.
+	runner := StartProcess(t, logDir, "runner", append(runnerEnv, env.Runner...), bin, "runner", "--v=1")
+	webhookEnv := append([]string{socket}, env.Config...)
+	return startWebhook(t, cp, bin, groupName, namespace, logDir, append(webhookEnv, env.Webhook...), runner)
+}
+
+// StartNopWebhook runs BuildNopWebhook's solver as StartWebhook runs our
+// webhook process; it runs nothing, so it has no runner.
+func StartNopWebhook(t TB, cp *ControlPlane, bin, groupName, namespace, logDir string) *Webhook {
+	t.Helper()
+	return startWebhook(t, cp, bin, groupName, namespace, logDir, nil, nil)
+}
+
+// startWebhook runs the webhook process of bin with env and registers it.
+func startWebhook(t TB, cp *ControlPlane, bin, groupName, namespace, logDir string, env []string, runner *Process) *Webhook {
 	t.Helper()
 	const service = "cert-manager-webhook-exec"
 	dir := t.TempDir()
@@ -78,7 +125,7 @@ func StartWebhook(t TB, cp *ControlPlane, bin, groupName, namespace, logDir stri
 	kubeconfig := WriteKubeconfig(t, cp.UserConfig(t, "exec-webhook", "system:masters"), filepath.Join(dir, "kubeconfig"))
 	port := freePort(t)
 	started := time.Now()
-	w := &Webhook{Port: port, GroupName: groupName, ca: ca, client: cp.UserConfig(t, "metrics-reader", "system:masters")}
+	w := &Webhook{Runner: runner, Port: port, GroupName: groupName, ca: ca, client: cp.UserConfig(t, "metrics-reader", "system:masters")}
 	w.Process = StartProcess(t, logDir, "webhook", append([]string{"GROUP_NAME=" + groupName}, env...), bin,
 		"--kubeconfig="+kubeconfig,
 		"--authentication-kubeconfig="+kubeconfig,
@@ -127,11 +174,9 @@ func StartWebhook(t TB, cp *ControlPlane, bin, groupName, namespace, logDir stri
 		if err == nil && apiServiceAvailable(got) {
 			return w
 		}
-		if w.Exited() {
-			t.Fatalf("the webhook exited:\n%s", w.Log())
-		}
+		w.failIfExited(t)
 		if time.Now().After(deadline) {
-			t.Fatalf("APIService %s did not become Available\nwebhook log:\n%s", name, w.Log())
+			t.Fatalf("APIService %s did not become Available\n%s", name, w.Logs())
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -156,9 +201,7 @@ func (w *Webhook) waitReady(t TB, started time.Time) {
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}, Timeout: time.Second}
 	url := "https://localhost:" + strconv.Itoa(w.Port) + "/readyz"
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if w.Exited() {
-			t.Fatalf("the webhook exited:\n%s", w.Log())
-		}
+		w.failIfExited(t)
 		resp, err := client.Get(url)
 		if err != nil {
 			continue
@@ -169,28 +212,28 @@ func (w *Webhook) waitReady(t TB, started time.Time) {
 			return
 		}
 	}
-	t.Fatalf("the webhook's /readyz did not answer 200 within 60s:\n%s", w.Log())
+	t.Fatalf("the webhook's /readyz did not answer 200 within 60s:\n%s", w.Logs())
 }
 
-// Pid returns the process id.
-func (w *Webhook) Pid() int { return w.cmd.Process.Pid }
-
-// Memory returns a memory figure of the webhook process in bytes: field is a
-// kB line of /proc/PID/status, such as VmRSS (resident), RssAnon (heap and
-// stacks) or RssFile (mapped files, mostly the binary's code).
-func (w *Webhook) Memory(t TB, field string) int64 {
+// failIfExited fails t if the webhook process or its runner has ended: the
+// webhook waits for a runner that is gone until its dial budget runs out.
+func (w *Webhook) failIfExited(t TB) {
 	t.Helper()
-	data := readFile(t, "/proc/"+strconv.Itoa(w.cmd.Process.Pid)+"/status")
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err == nil {
-				return kb * 1024
-			}
-		}
+	if w.Exited() {
+		t.Fatalf("the webhook exited:\n%s", w.Logs())
 	}
-	t.Fatalf("no %s for the webhook", field)
-	return 0
+	if w.Runner != nil && w.Runner.Exited() {
+		t.Fatalf("the runner exited:\n%s", w.Logs())
+	}
+}
+
+// Logs returns what the webhook process, and its runner, have written so far.
+func (w *Webhook) Logs() string {
+	logs := "webhook log:\n" + w.Log()
+	if w.Runner != nil {
+		logs += "\nrunner log:\n" + w.Runner.Log()
+	}
+	return logs
 }
 
 // Metrics scrapes the webhook's /metrics as an authorized client would.

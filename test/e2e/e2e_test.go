@@ -1,14 +1,15 @@
 //go:build e2e
 
 // Package e2e issues certificates with cert-manager from a real ACME server
-// (Pebble) through this webhook, running as its own process behind an
-// APIService, with BIND9 as the DNS server Pebble validates against.
+// (Pebble) through this webhook, running as its webhook and runner processes
+// behind an APIService, with BIND9 as the DNS server Pebble validates against.
 package e2e
 
 import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,10 +43,11 @@ func TestEndToEnd(t *testing.T) {
 			}
 			return testbed.Expand(t, readConfigTemplate(t, root), vars)
 		},
+		RunnerEnv: func(bind *testbed.BIND) []string { return []string{"TSIG_SECRET=" + bind.KeySecret} },
 	})
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, p := range []*testbed.Process{stack.Webhook.Process, stack.CertManager, stack.Pebble.Process} {
+			for _, p := range []*testbed.Process{stack.Webhook.Process, stack.Webhook.Runner, stack.CertManager, stack.Pebble.Process} {
 				t.Logf("=== %s log (last 60 lines):\n%s", p.Name, testbed.Tail(p.Log(), 60))
 			}
 			t.Logf("=== named log:\n%s", testbed.Tail(stack.BIND.Log(), 40))
@@ -117,6 +119,9 @@ func scenarios(t *testing.T, stack *testbed.Stack, root, argvLog string, vars ma
 		if stack.Webhook.Exited() {
 			t.Error("the webhook restarted")
 		}
+		if stack.Webhook.Runner.Exited() {
+			t.Error("the runner exited")
+		}
 	})
 
 	t.Run("credentials from the Issuer's namespace only", func(t *testing.T) {
@@ -135,12 +140,14 @@ func scenarios(t *testing.T, stack *testbed.Stack, root, argvLog string, vars ma
 		if got := stack.BIND.TXT(t, "_acme-challenge.other.example.com."); len(got) != 0 {
 			t.Errorf("a record was presented for team-other: %q", got)
 		}
-		if log := stack.Webhook.Log(); strings.Contains(log, stack.BIND.KeySecret) {
-			t.Error("the TSIG secret appears in the webhook's log")
+		for _, p := range []*testbed.Process{stack.Webhook.Process, stack.Webhook.Runner} {
+			if strings.Contains(p.Log(), stack.BIND.KeySecret) {
+				t.Errorf("the TSIG secret appears in the %s's log", p.Name)
+			}
 		}
 	})
 
-	t.Run("program policy: namespace and domain", func(t *testing.T) {
+	t.Run("program policy: namespace and domain; admin credentials in the runner only", func(t *testing.T) {
 		t.Parallel()
 		config := `{"program":"nsupdate-policy"}`
 		stack.CreateIssuer(t, "team-policy", "exec", config)
@@ -155,6 +162,9 @@ func scenarios(t *testing.T, stack *testbed.Stack, root, argvLog string, vars ma
 			`program "nsupdate-policy" may not be used for "stray.example.com"; ask the cluster admin to add it to the program's allowedDomains`, readyTimeout)
 		t.Logf("team-policy's Challenge for stray.example.com: %s", reason)
 		stack.WaitCertificateReady(t, "team-policy", "allowed", readyTimeout)
+		// BIND took the program's updates signed with TSIG_SECRET, which
+		// passEnv copied from the runner's environment: the webhook's has none.
+		checkCredentialInRunnerOnly(t, stack, "TSIG_SECRET", stack.BIND.KeySecret)
 		for _, name := range []string{"_acme-challenge.stray.example.com.", "_acme-challenge.stranger.policy.example.com."} {
 			if got := stack.BIND.TXT(t, name); len(got) != 0 {
 				t.Errorf("a record was presented at %s against the policy: %q", name, got)
@@ -163,9 +173,33 @@ func scenarios(t *testing.T, stack *testbed.Stack, root, argvLog string, vars ma
 	})
 }
 
+// checkCredentialInRunnerOnly checks that the variable name, with value, is
+// in the runner process's environment and neither is in the webhook
+// process's, as the chart splits them between its containers.
+func checkCredentialInRunnerOnly(t *testing.T, stack *testbed.Stack, name, value string) {
+	t.Helper()
+	if !slices.Contains(stack.Webhook.Runner.Environ(t), name+"="+value) {
+		t.Errorf("the runner process's environment lacks %s", name)
+	}
+	for _, kv := range stack.Webhook.Environ(t) {
+		if strings.HasPrefix(kv, name+"=") || strings.Contains(kv, value) {
+			key, _, _ := strings.Cut(kv, "=")
+			t.Errorf("the webhook process's environment holds the program credential %s (in %s)", name, key)
+		}
+	}
+}
+
 // checkMetrics scrapes the running webhook after the scenarios.
 func checkMetrics(t *testing.T, stack *testbed.Stack) {
+	// cert-manager cleans up a certificate's Challenges once it is issued, so
+	// a cleanup may still run as the scenarios end: wait for the runs to end
+	// (a program's timeout is 20 s). A run left counted keeps the gauge up.
+	const inFlight = "cert_manager_webhook_exec_program_runs_in_flight"
 	metrics := stack.Webhook.Metrics(t)
+	for deadline := time.Now().Add(30 * time.Second); testbed.MetricValue(metrics, inFlight) != 0 && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		metrics = stack.Webhook.Metrics(t)
+	}
 	for _, series := range []string{
 		`cert_manager_webhook_exec_program_runs_total{action="present",outcome="success",program="nsupdate-issuer-secret"}`,
 		`cert_manager_webhook_exec_program_runs_total{action="cleanup",outcome="success",program="nsupdate-issuer-secret"}`,
@@ -180,8 +214,8 @@ func checkMetrics(t *testing.T, stack *testbed.Stack) {
 			t.Errorf("%s = %v, want at least 1", series, v)
 		}
 	}
-	if v := testbed.MetricValue(metrics, "cert_manager_webhook_exec_program_runs_in_flight"); v != 0 {
-		t.Errorf("runs in flight = %v after all runs ended", v)
+	if v := testbed.MetricValue(metrics, inFlight); v != 0 {
+		t.Errorf("runs in flight = %v 30 s after the scenarios ended", v)
 	}
 	if strings.Contains(metrics, stack.BIND.KeySecret) {
 		t.Error("the TSIG secret appears in the metrics")

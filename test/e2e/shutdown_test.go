@@ -19,9 +19,11 @@ import (
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
 )
 
-// TestGracefulShutdown sends SIGTERM to the webhook process while a program
-// runs for a Present: the Present completes, the zone's Lease is deleted,
-// and the process exits.
+// TestGracefulShutdown sends SIGTERM to the runner and webhook processes, as
+// the kubelet does to the Pod's containers, while a program runs for a
+// Present: the runner, whose stop is the webhook's to make, lets the program
+// finish, the Present completes, the zone's Lease is deleted, the webhook
+// exits, and the runner exits once the webhook's connection has ended.
 func TestGracefulShutdown(t *testing.T) {
 	root := testbed.RepoRoot(t)
 	cp := testbed.StartControlPlane(t, testbed.ControlPlaneOptions{Aggregation: true})
@@ -36,7 +38,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	webhook := testbed.StartWebhook(t, cp, testbed.BuildWebhook(t, root, t.TempDir()), "acme.shutdown.example", "cert-manager", t.TempDir(),
-		[]string{"EXEC_CONFIG=" + cfgPath, "EXEC_LEASE_NAMESPACE=cert-manager"})
+		testbed.WebhookEnv{Config: []string{"EXEC_CONFIG=" + cfgPath}, Webhook: []string{"EXEC_LEASE_NAMESPACE=cert-manager"}})
 
 	req := &whapi.ChallengeRequest{
 		Action: whapi.ChallengeActionPresent, Type: "dns-01", DNSName: "www.example.com", Key: "value",
@@ -62,23 +64,28 @@ func TestGracefulShutdown(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the program's run never took its Lease:\n%s", webhook.Log())
+			t.Fatalf("the program's run never took its Lease:\n%s", webhook.Logs())
 		}
 	}
-	if err := webhook.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	for _, p := range []*testbed.Process{webhook.Runner, webhook.Process} {
+		if err := p.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
 	}
 	select {
 	case got := <-result:
 		var resp whapi.ChallengePayload
 		if err := json.Unmarshal([]byte(got), &resp); err != nil || resp.Response == nil || !resp.Response.Success {
-			t.Fatalf("the in-flight Present did not succeed: %s\n%s", got, webhook.Log())
+			t.Fatalf("the in-flight Present did not succeed: %s\n%s", got, webhook.Logs())
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("no answer to the in-flight Present:\n%s", webhook.Log())
+		t.Fatalf("no answer to the in-flight Present:\n%s", webhook.Logs())
 	}
 	if !webhook.WaitExit(30 * time.Second) {
-		t.Fatalf("the webhook did not exit after SIGTERM:\n%s", webhook.Log())
+		t.Fatalf("the webhook did not exit after SIGTERM:\n%s", webhook.Logs())
+	}
+	if !webhook.Runner.WaitExit(10 * time.Second) {
+		t.Fatalf("the runner did not exit after the webhook:\n%s", webhook.Logs())
 	}
 	data, err := os.ReadFile(intervalLog)
 	if err != nil || len(strings.Fields(string(data))) != 3 {
