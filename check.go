@@ -44,6 +44,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	nameserver := fs.String("nameserver", "", "host or IP address to read the records from, with :port if not 53 (default: the zone's authoritative servers)")
 	mode := fs.String("mode", "", "override the program's mode: default or RAW (any case)")
 	namespace := fs.String("namespace", "default", "namespace of the Issuer the run is for; the program's allowedNamespaces must admit it")
+	breaker := fs.Bool("breaker", false, "after a failed present, run it again as the webhook would until the program's breaker pauses it, and show what a Challenge then says")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		usage(stdout)
 		return 0
@@ -70,6 +71,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	err := solver.Check(ctx, solver.CheckOptions{
 		ConfigPath: *config, Program: *program, Domain: *domain, Nameserver: *nameserver, Namespace: *namespace, Mode: checkMode,
+		ExerciseBreaker: *breaker,
 	}, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

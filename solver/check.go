@@ -44,6 +44,9 @@ type CheckOptions struct {
 	Namespace string
 	// Mode overrides the program's mode when set.
 	Mode Mode
+	// ExerciseBreaker runs a failed present again until the program's breaker
+	// pauses it, as the webhook would for cert-manager's retries.
+	ExerciseBreaker bool
 	// Getenv and Environ stand for the checker's own environment: it supplies
 	// the values of passEnv and secretEnv.
 	Getenv  func(string) string
@@ -105,6 +108,7 @@ func Check(ctx context.Context, opts CheckOptions, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "policy of program %q: namespaces: %s; domains: %s\n", p.Name, listOrAny(p.AllowedNamespaces, "any"), listOrAny(p.AllowedDomains, "any"))
+	fmt.Fprintf(out, "limits of program %q: %s\n", p.Name, p.limits())
 	if err := p.authorizeNamespace(opts.Namespace); err != nil {
 		return err
 	}
@@ -224,6 +228,9 @@ func (c *checker) run(ctx context.Context) error {
 
 	for i := range values {
 		if !c.runStep(ctx, ActionPresent, values[i], creds[i]) {
+			if c.opts.ExerciseBreaker {
+				c.exerciseBreaker(ctx, values[i], creds[i])
+			}
 			return c.report()
 		}
 	}
@@ -340,15 +347,10 @@ func (c *checker) secretEnv() map[string]string {
 
 // runStep runs present or cleanup for value and reports it.
 func (c *checker) runStep(ctx context.Context, action Action, value string, creds rawCredentials) bool {
-	args := programArgs(c.program.Mode, action, challengeArgs{
-		FQDN: c.fqdn, Value: value, Domain: rawDomain(c.opts.Domain), Token: creds.Token, KeyAuth: creds.KeyAuth,
-	})
-	inv := c.invocation(action, args)
+	args := c.args(action, value, creds)
 	c.say("\n$ %s %s", c.program.Path, strings.Join(args, " "))
-	c.say("  env: %s", strings.Join(c.runner().VariableNames(inv), " "))
-	runCtx, cancel := context.WithTimeout(ctx, c.program.Timeout)
-	defer cancel()
-	res, err := c.runner().Run(runCtx, inv)
+	c.say("  env: %s", strings.Join(c.runner().VariableNames(c.invocation(action, args)), " "))
+	res, err := c.runQuietly(ctx, action, value, creds)
 	c.printOutput(res)
 	if err != nil {
 		var runErr *runner.RunError
@@ -361,6 +363,47 @@ func (c *checker) runStep(ctx context.Context, action Action, value string, cred
 	}
 	c.say("  ok in %s", res.Duration.Round(time.Millisecond))
 	return true
+}
+
+func (c *checker) args(action Action, value string, creds rawCredentials) []string {
+	return programArgs(c.program.Mode, action, challengeArgs{
+		FQDN: c.fqdn, Value: value, Domain: rawDomain(c.opts.Domain), Token: creds.Token, KeyAuth: creds.KeyAuth,
+	})
+}
+
+// runQuietly runs action for value within the program's timeout.
+func (c *checker) runQuietly(ctx context.Context, action Action, value string, creds rawCredentials) (runner.Result, error) {
+	runCtx, cancel := context.WithTimeout(ctx, c.program.Timeout)
+	defer cancel()
+	return c.runner().Run(runCtx, c.invocation(action, c.args(action, value, creds)))
+}
+
+// exerciseBreaker runs a failed present again, as the webhook would run
+// cert-manager's retries, until the program's breaker pauses it, and shows
+// what a Challenge's status then says.
+func (c *checker) exerciseBreaker(ctx context.Context, value string, creds rawCredentials) {
+	p := c.program
+	if p.Breaker.Failures == 0 {
+		c.say("\nbreaker: off (breaker.failures: 0); nothing to exercise")
+		return
+	}
+	c.say("\nbreaker: present again, as the webhook runs cert-manager's retries, until the program is paused for namespace %q", c.opts.Namespace)
+	guards := newGuards(logr.Discard(), time.Now)
+	for try := 1; try <= p.Breaker.Failures+1; try++ {
+		turn, err := guards.admit(ctx, p, c.opts.Namespace)
+		if err != nil {
+			c.say("  request %d is answered at once, without a run:\n  %s", try, err)
+			return
+		}
+		res, err := c.runQuietly(ctx, ActionPresent, value, creds)
+		turn.ran(res, err)
+		turn.leave()
+		if err == nil {
+			c.say("  request %d: present succeeded; the breaker stays closed", try)
+			return
+		}
+		c.say("  request %d: %s", try, err)
+	}
 }
 
 func (c *checker) printOutput(res runner.Result) {

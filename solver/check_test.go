@@ -347,3 +347,35 @@ func TestTimeoutSetting(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckShowsLimitsAndExercisesBreaker: check says what guards a program,
+// and with --breaker runs a failed present again until the breaker pauses
+// it, showing what a Challenge's status then says.
+func TestCheckShowsLimitsAndExercisesBreaker(t *testing.T) {
+	dir := t.TempDir()
+	ns := serveTXTFile(t, filepath.Join(dir, "txt"), func() bool { return false })
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte("programs:\n- name: fail\n  path: "+testProgram(t, "fail.sh")+"\n"+
+		"  rateLimit: {runs: 10, per: 1m}\n  maxConcurrent: 2\n  breaker: {failures: 2, pause: 10s, maxPause: 1m}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	err := Check(context.Background(), CheckOptions{ConfigPath: cfg, Domain: "example.test", Nameserver: ns, ExerciseBreaker: true,
+		Getenv: func(string) string { return "" }, Environ: func() []string { return nil }}, &out)
+	failure := `program "fail" present exited with status 3: warning: retrying | error: API said 403 for token unset`
+	if want := "check failed: " + failure; errString(err) != want {
+		t.Errorf("error = %q, want %q", errString(err), want)
+	}
+	for _, want := range []string{
+		`limits of program "fail": rate limit: 10 runs per 1m; runs at once: 2; breaker: a namespace is paused after 2 failed runs in a row, for 10s doubling to 1m0s (per replica)` + "\n",
+		"\nbreaker: present again, as the webhook runs cert-manager's retries, until the program is paused for namespace \"default\"\n" +
+			"  request 1: " + failure + "\n" +
+			"  request 2: " + failure + "\n" +
+			"  request 3 is answered at once, without a run:\n" +
+			`  program "fail" is paused for namespace "default" after 2 failed runs in a row (last: ` + failure + "); next try in 10s; cert-manager will retry\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks\n%s\nreport:\n%s", want, out.String())
+		}
+	}
+}

@@ -312,3 +312,19 @@ func (r RateLimit) String() string {
 	}
 	return fmt.Sprintf("%d runs per %s", r.Runs, per)
 }
+
+// limits says what guards a program's runs, for check.
+func (p *Program) limits() string {
+	rateLimit, concurrent, breaker := "none", "maxConcurrentRuns only", "off"
+	if p.RateLimit.Runs > 0 {
+		rateLimit = p.RateLimit.String()
+	}
+	if p.MaxConcurrent > 0 {
+		concurrent = strconv.Itoa(p.MaxConcurrent)
+	}
+	if p.Breaker.Failures > 0 {
+		breaker = fmt.Sprintf("a namespace is paused after %d failed runs in a row, for %s doubling to %s",
+			p.Breaker.Failures, p.Breaker.Pause, p.Breaker.MaxPause)
+	}
+	return fmt.Sprintf("rate limit: %s; runs at once: %s; breaker: %s (per replica)", rateLimit, concurrent, breaker)
+}
