@@ -225,6 +225,7 @@ const (
 	goodEnv     = `{"TSIG_SECRET": {"secretKeyRef": {"name": "tsig", "key": "secret"}}}`
 	onlyProgram = `; an Issuer may set only "program" and "env", spelled exactly`
 	onlyRef     = `; a variable is set only by secretKeyRef with name and key`
+	literal     = `; an Issuer takes values only from Secrets, literal values belong in the solver config (the program's env)`
 )
 
 // policyCases is the table both enforcers must agree on.
@@ -250,7 +251,8 @@ var policyCases = map[string]policyCase{
 	"program case variant":               {"team-a", `{"program": "NSUPDATE"}`, both(`issuer config: program "NSUPDATE" is not configured; choose one of: cloud, nsupdate, tenant`)},
 	"env a list":                         {"team-a", `{"program": "nsupdate", "env": ["TSIG_SECRET"]}`, both(`issuer config: env: expected a mapping, got an array`)},
 	"env a string":                       {"team-a", `{"program": "nsupdate", "env": "TSIG_SECRET=x"}`, both(`issuer config: env: expected a mapping, got a string`)},
-	"env value a string":                 {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": "s3cr3t"}}`, both(`issuer config: env: expected a mapping, got a string`)},
+	"env value a string":                 {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": "s3cr3t"}}`, both(`issuer config: env TSIG_SECRET: expected secretKeyRef with name and key, got a string` + literal)},
+	"env value a number":                 {"team-a", `{"program": "nsupdate", "env": {"NSUPDATE_SERVER": 53}}`, both(`issuer config: env NSUPDATE_SERVER: expected secretKeyRef with name and key, got a number` + literal)},
 	"env value empty":                    {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {}}}`, both(`issuer config: env TSIG_SECRET: needs secretKeyRef with name and key`)},
 	"secretKeyRef misspelled":            {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyref": {"name": "tsig", "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: unknown key "secretKeyref"` + onlyRef)},
 	"value beside secretKeyRef":          {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"value": "x", "secretKeyRef": {"name": "tsig", "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: unknown key "value"` + onlyRef)},
@@ -265,8 +267,9 @@ var policyCases = map[string]policyCase{
 	"null env":                           {"team-a", `{"program": "nsupdate", "env": null}`, both("")},
 	"env value null":                     {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": null}}`, both(`issuer config: env TSIG_SECRET: needs secretKeyRef with name and key`)},
 	"secretKeyRef null":                  {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": null}}}`, both(`issuer config: env TSIG_SECRET: needs secretKeyRef with name and key`)},
-	"secretKeyRef a string":              {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": "tsig/secret"}}}`, both(`issuer config: secretKeyRef: expected a mapping, got a string`)},
-	"secretKeyRef name a number":         {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": 1, "key": "secret"}}}}`, both(`issuer config: name: expected a string, got a number`)},
+	"secretKeyRef a string":              {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": "tsig/secret"}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef: expected a mapping, got a string`)},
+	"secretKeyRef name a number":         {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": 1, "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef: name: expected a string, got a number`)},
+	"secretKeyRef key a bool":            {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": "tsig", "key": true}}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef: key: expected a string, got a bool`)},
 	"secretKeyRef name null":             {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": null, "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef needs both name and key`)},
 	"duplicate program":                  {"team-a", `{"program": "nsupdate", "program": "tenant"}`, both(`issuer config: key "program" appears twice`)},
 	"ClusterIssuer, program for anyone":  {"", `{"program": "nsupdate", "env": ` + goodEnv + `}`, both("")},

@@ -113,15 +113,16 @@ name or key missing or empty), the order in which the webhook reports them. */ -
 {{- else if eq (index . 1) "types" -}}
 {{ $env }}.map(n,
   type({{ $e }}) != map && type({{ $e }}) != null_type ?
-    'issuer config: env: expected a mapping, got ' + {{ include "webhook-exec.celKind" $e }} :
+    'issuer config: env ' + n + ': expected secretKeyRef with name and key, got ' + {{ include "webhook-exec.celKind" $e }} +
+      "; an Issuer takes values only from Secrets, literal values belong in the solver config (the program's env)" :
   type({{ $e }}) == null_type || !has({{ $e }}.secretKeyRef) || type({{ $ref }}) == null_type ?
     '' :
   type({{ $ref }}) != map ?
-    'issuer config: secretKeyRef: expected a mapping, got ' + {{ include "webhook-exec.celKind" $ref }} :
+    'issuer config: env ' + n + ': secretKeyRef: expected a mapping, got ' + {{ include "webhook-exec.celKind" $ref }} :
   has({{ $ref }}.name) && type({{ $ref }}.name) != string && type({{ $ref }}.name) != null_type ?
-    'issuer config: name: expected a string, got ' + {{ include "webhook-exec.celKind" (printf "%s.name" $ref) }} :
+    'issuer config: env ' + n + ': secretKeyRef: name: expected a string, got ' + {{ include "webhook-exec.celKind" (printf "%s.name" $ref) }} :
   has({{ $ref }}.key) && type({{ $ref }}.key) != string && type({{ $ref }}.key) != null_type ?
-    'issuer config: key: expected a string, got ' + {{ include "webhook-exec.celKind" (printf "%s.key" $ref) }} :
+    'issuer config: env ' + n + ': secretKeyRef: key: expected a string, got ' + {{ include "webhook-exec.celKind" (printf "%s.key" $ref) }} :
   '').filter(m, m != '')
 {{- else -}}
 {{ $env }}.map(n,
