@@ -148,3 +148,29 @@ hostNetwork (so that programs still resolve cluster names); empty otherwise
 {{- "ClusterFirstWithHostNet" }}
 {{- end }}
 {{- end }}
+
+{{- /* Fails on a securePort that a node's own services listen on, with
+hostNetwork: the Kubernetes components' defaults (kubernetes.io "Ports and
+Protocols", and the kubelet's and kube-proxy's local ports, which a wildcard
+bind collides with too) and two agents commonly on the host network. */ -}}
+{{- define "webhook-exec.checkHostPort" -}}
+{{- if .Values.hostNetwork }}
+{{- $nodePorts := dict
+  "2379" "etcd's client port on control-plane nodes"
+  "2380" "etcd's peer port on control-plane nodes"
+  "6443" "the API server's port on control-plane nodes"
+  "9099" "Calico's health port on nodes running it"
+  "9100" "Prometheus node-exporter's port on nodes running it"
+  "10248" "the kubelet's health port on every node"
+  "10249" "kube-proxy's metrics port on nodes running it"
+  "10250" "the kubelet's API port on every node"
+  "10255" "the kubelet's read-only port on nodes enabling it"
+  "10256" "kube-proxy's health port on nodes running it"
+  "10257" "kube-controller-manager's port on control-plane nodes"
+  "10259" "kube-scheduler's port on control-plane nodes" }}
+{{- $port := toString .Values.securePort }}
+{{- with get $nodePorts $port }}
+{{- fail (printf "securePort %s is %s; with hostNetwork the webhook listens on its node's own addresses, where it would fail to bind, or, started first, keep that service from binding. Pick a port no node service uses, e.g. 10260 (the chart README's Networking section lists the ports refused)" $port .) }}
+{{- end }}
+{{- end }}
+{{- end }}
