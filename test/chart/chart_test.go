@@ -215,6 +215,60 @@ func TestHostNetworkPorts(t *testing.T) {
 	}
 }
 
+// TestScriptsMatchPrograms checks that a program whose path is under the
+// scripts directory names a key of scripts (or a file an extraVolumeMount
+// puts there): otherwise the runner finds no program at start and the Pod
+// crash-loops, so helm install fails instead, naming the program, its path
+// and the keys.
+func TestScriptsMatchPrograms(t *testing.T) {
+	const hint = "; scripts.<key> is mounted at /etc/cert-manager-webhook-exec/scripts/<key>, so the two must match"
+	tests := map[string]struct {
+		values  string
+		wantErr string
+	}{
+		"key and path agree": {values: `
+scripts: {my-dns.sh: "#!/bin/sh"}
+config: {programs: [{name: my-dns, path: /etc/cert-manager-webhook-exec/scripts/my-dns.sh}]}`},
+		"key with .sh and path without": {values: `
+scripts: {my-dns.sh: "#!/bin/sh", other.sh: "#!/bin/sh"}
+config: {programs: [{name: my-dns, path: /etc/cert-manager-webhook-exec/scripts/my-dns}]}`,
+			wantErr: `config.programs[0] ("my-dns"): path /etc/cert-manager-webhook-exec/scripts/my-dns is scripts.my-dns, which is not set (scripts has: my-dns.sh, other.sh)` + hint},
+		"the second program": {values: `
+scripts: {a.sh: "#!/bin/sh"}
+config: {programs: [{name: a, path: /etc/cert-manager-webhook-exec/scripts/a.sh}, {name: b, path: /etc/cert-manager-webhook-exec/scripts/b.sh}]}`,
+			wantErr: `config.programs[1] ("b"): path /etc/cert-manager-webhook-exec/scripts/b.sh is scripts.b.sh, which is not set (scripts has: a.sh)` + hint},
+		"no scripts": {values: `
+config: {programs: [{name: my-dns, path: /etc/cert-manager-webhook-exec/scripts/my-dns.sh}]}`,
+			wantErr: `config.programs[0] ("my-dns"): path /etc/cert-manager-webhook-exec/scripts/my-dns.sh is scripts.my-dns.sh, which is not set (scripts is empty)` + hint},
+		"a volume mounted at the scripts directory": {values: `
+extraVolumes: [{name: programs, secret: {secretName: programs, defaultMode: 0555}}]
+extraVolumeMounts: [{name: programs, mountPath: /etc/cert-manager-webhook-exec/scripts}]
+config: {programs: [{name: my-dns, path: /etc/cert-manager-webhook-exec/scripts/my-dns.sh}]}`},
+		"a file mounted at the path": {values: `
+scripts: {a.sh: "#!/bin/sh"}
+extraVolumes: [{name: programs, secret: {secretName: programs, defaultMode: 0555}}]
+extraVolumeMounts: [{name: programs, mountPath: /etc/cert-manager-webhook-exec/scripts/b.sh, subPath: b.sh}]
+config: {programs: [{name: b, path: /etc/cert-manager-webhook-exec/scripts/b.sh}]}`},
+		"a path elsewhere": {values: `
+scripts: {a.sh: "#!/bin/sh"}
+config: {programs: [{name: b, path: /opt/programs/b.sh}]}`},
+		"the admin's own ConfigMap": {values: `
+config: {existingConfigMap: mine, programs: [{name: my-dns, path: /etc/cert-manager-webhook-exec/scripts/my-dns.sh}]}`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			values := filepath.Join(t.TempDir(), "values.yaml")
+			if err := os.WriteFile(values, []byte("groupName: a.example.com"+tc.values+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := helm(t, "template", "x", chartDir(t), "-f", values)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), "): "+tc.wantErr+"\n")) {
+				t.Errorf("error = %v\nwant %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
 // TestAdmissionPolicyRendered checks when the chart renders its
 // ValidatingAdmissionPolicy and binding: by default, and not when disabled or
 // on a Kubernetes without ValidatingAdmissionPolicy v1.

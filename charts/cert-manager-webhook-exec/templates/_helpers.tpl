@@ -174,3 +174,25 @@ bind collides with too) and two agents commonly on the host network. */ -}}
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{- /* Fails on a program whose path is in the scripts directory but names no
+key of scripts, nor a file an extraVolumeMount puts there: the runner would
+find no program at start, and the Pod would crash-loop. */ -}}
+{{- define "webhook-exec.checkScripts" -}}
+{{- $dir := "/etc/cert-manager-webhook-exec/scripts/" }}
+{{- $keys := keys (.Values.scripts | default dict) | sortAlpha }}
+{{- range $i, $p := .Values.config.programs }}
+{{- $path := toString $p.path }}
+{{- if hasPrefix $dir $path }}
+{{- $key := trimPrefix $dir $path }}
+{{- $mounted := has $key $keys }}
+{{- range $.Values.extraVolumeMounts }}
+{{- if or (eq .mountPath $path) (hasPrefix (printf "%s/" (trimSuffix "/" .mountPath)) $path) }}{{ $mounted = true }}{{ end }}
+{{- end }}
+{{- if not $mounted }}
+{{- $has := ternary "scripts is empty" (printf "scripts has: %s" (join ", " $keys)) (empty $keys) }}
+{{- fail (printf "config.programs[%d] (%q): path %s is scripts.%s, which is not set (%s); scripts.<key> is mounted at %s<key>, so the two must match" $i (toString $p.name) $path $key $has $dir) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
