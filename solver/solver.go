@@ -125,8 +125,8 @@ func (s *Solver) Initialize(kubeConfig *rest.Config, stop <-chan struct{}) error
 	}
 	// A refused config at start ends the webhook, which the framework logs in
 	// one line: a Pod that is not Ready gets no calls, so serving without a
-	// config could tell no Challenge why, and a crash-loop stalls a rollout
-	// while the old Pods serve.
+	// config could tell no Challenge why, and would look Running where a
+	// crash-loop shows.
 	cfg, err := s.loadConfig()
 	if err != nil {
 		return fmt.Errorf("exec solver: INVALID solver config; the webhook exits (its container restarts until the config is fixed): %w", err)
