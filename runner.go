@@ -35,9 +35,12 @@ func runRunner(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, runner.EnvSocket+" must name the Unix socket the webhook connects to, e.g. /run/cert-manager-webhook-exec/runner.sock")
 		return 1
 	}
+	// A refused config ends the runner at start, and its container crash-loops
+	// with this one line: a runner without its programs could only refuse
+	// every run, and the webhook, which waits for it, then gives up too.
 	cfg, err := solver.LoadRunnerConfig(os.Getenv, log)
 	if err != nil {
-		log.Error(err, "loading the solver config")
+		log.Error(err, "INVALID solver config; the runner exits (its container restarts until the config is fixed)")
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

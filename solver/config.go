@@ -343,6 +343,12 @@ func decodeJSONStrict(data []byte, into any) error {
 	if err := checkExactKeys(data, reflect.TypeOf(into)); err != nil {
 		return err
 	}
+	return decodeJSON(data, into)
+}
+
+// decodeJSON decodes one JSON document into a struct, refusing fields it does
+// not have; decodeJSONStrict also refuses keys in another case and twice.
+func decodeJSON(data []byte, into any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(into); err != nil {

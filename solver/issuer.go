@@ -2,9 +2,11 @@ package solver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -50,10 +52,32 @@ func ParseIssuerConfig(raw []byte) (IssuerConfig, error) {
 	if trimmed == "" || trimmed == "null" {
 		return cfg, nil
 	}
-	if err := decodeJSONStrict([]byte(trimmed), &cfg); err != nil {
+	data := []byte(trimmed)
+	if err := checkExactKeys(data, reflect.TypeFor[IssuerConfig]()); err != nil {
 		return cfg, fmt.Errorf("issuer config: %w", describeIssuerKeyError(err))
 	}
-	for _, name := range slices.Sorted(maps.Keys(cfg.Env)) {
+	// Each variable's source is decoded on its own, so that a refusal names
+	// the variable.
+	var sources struct {
+		Program string                     `json:"program"`
+		Env     map[string]json.RawMessage `json:"env"`
+	}
+	if err := decodeJSON(data, &sources); err != nil {
+		return cfg, fmt.Errorf("issuer config: %w", err)
+	}
+	cfg.Program = sources.Program
+	if sources.Env != nil {
+		cfg.Env = make(map[string]EnvSource, len(sources.Env))
+	}
+	names := slices.Sorted(maps.Keys(sources.Env))
+	for _, name := range names {
+		var src EnvSource
+		if err := decodeJSON(sources.Env[name], &src); err != nil {
+			return cfg, fmt.Errorf("issuer config: env %s: %w", name, describeSourceError(err))
+		}
+		cfg.Env[name] = src
+	}
+	for _, name := range names {
 		ref := cfg.Env[name].SecretKeyRef
 		switch {
 		case ref == nil:
@@ -88,6 +112,23 @@ func describeIssuerKeyError(err error) error {
 		return &explainedError{msg: fmt.Sprintf("%skey %q appears twice", where, keyErr.Key), cause: err}
 	}
 	return &explainedError{msg: fmt.Sprintf("%sunknown key %q; %s", where, keyErr.Key, allowed), cause: err}
+}
+
+// describeSourceError says where in a variable's source a value of the wrong
+// kind is. A source that is not a mapping at all is most likely the value
+// itself, which an Issuer cannot give: the message never repeats it, since
+// it may be a secret.
+func describeSourceError(err error) error {
+	var mismatch *typeMismatchError
+	var typeErr *json.UnmarshalTypeError
+	if !errors.As(err, &mismatch) || !errors.As(err, &typeErr) {
+		return err
+	}
+	if typeErr.Field == "" {
+		return &explainedError{cause: err, msg: "expected secretKeyRef with name and key, got " + mismatch.got +
+			"; an Issuer takes values only from Secrets, literal values belong in the solver config (the program's env)"}
+	}
+	return &explainedError{cause: err, msg: fmt.Sprintf("%s: expected %s, got %s", strings.ReplaceAll(typeErr.Field, ".", ": "), mismatch.want, mismatch.got)}
 }
 
 // selectProgram finds the program an Issuer chose and checks that every

@@ -6,6 +6,9 @@ import (
 	"testing"
 )
 
+// literalHint ends the refusal of a variable given a value instead of a Secret key.
+const literalHint = "; an Issuer takes values only from Secrets, literal values belong in the solver config (the program's env)"
+
 func TestIssuerConfig(t *testing.T) {
 	ok := testProgram(t, "record-argv.sh")
 	cfg, err := ParseConfig([]byte(`
@@ -67,6 +70,14 @@ programs:
 			wantErr: "issuer config: expected a mapping, got a string"},
 		"env a list": {json: `{"program":"nsupdate","env":[]}`,
 			wantErr: "issuer config: env: expected a mapping, got an array"},
+		"env value a literal string": {json: `{"program":"nsupdate","env":{"TSIG_SECRET":"s3cr3t"}}`,
+			wantErr: "issuer config: env TSIG_SECRET: expected secretKeyRef with name and key, got a string" + literalHint},
+		"env value a literal number": {json: `{"program":"nsupdate","env":{"TSIG_KEY_NAME":{"secretKeyRef":{"name":"x","key":"y"}},"TSIG_SECRET":53}}`,
+			wantErr: "issuer config: env TSIG_SECRET: expected secretKeyRef with name and key, got a number" + literalHint},
+		"secretKeyRef a string": {json: `{"program":"nsupdate","env":{"TSIG_SECRET":{"secretKeyRef":"tsig/secret"}}}`,
+			wantErr: "issuer config: env TSIG_SECRET: secretKeyRef: expected a mapping, got a string"},
+		"secretKeyRef name a number": {json: `{"program":"nsupdate","env":{"TSIG_SECRET":{"secretKeyRef":{"name":1,"key":"y"}}}}`,
+			wantErr: "issuer config: env TSIG_SECRET: secretKeyRef: name: expected a string, got a number"},
 		"malformed": {json: `{"program":`,
 			wantErr: "issuer config: not valid JSON: the document ends early: unexpected EOF"},
 		"wrong type": {json: `{"program":["a"]}`,

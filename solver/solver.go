@@ -123,9 +123,13 @@ func (s *Solver) Initialize(kubeConfig *rest.Config, stop <-chan struct{}) error
 	if err != nil {
 		return fmt.Errorf("exec solver: cert-manager client: %w", err)
 	}
+	// A refused config at start ends the webhook, which the framework logs in
+	// one line: a Pod that is not Ready gets no calls, so serving without a
+	// config could tell no Challenge why, and would look Running where a
+	// crash-loop shows.
 	cfg, err := s.loadConfig()
 	if err != nil {
-		return fmt.Errorf("exec solver: %w", err)
+		return fmt.Errorf("exec solver: INVALID solver config; the webhook exits (its container restarts until the config is fixed): %w", err)
 	}
 	if err := s.connectRunner(stop); err != nil {
 		return fmt.Errorf("exec solver: %w", err)
@@ -150,8 +154,12 @@ func (s *Solver) loadConfig() (*Config, error) {
 	return LoadConfig(s.getenv)
 }
 
-// runnerDialBudget is how long Initialize waits for the runner container.
-const runnerDialBudget = 2 * time.Minute
+// runnerDialBudget is how long Initialize waits for the runner container,
+// which opens its socket within milliseconds of starting. It is shorter than
+// the chart's probe windows (a minute with its startupProbe, 30 s without),
+// so that the webhook of a runner that exits at start gives up, saying where
+// to look, rather than being killed.
+const runnerDialBudget = 20 * time.Second
 
 // connectRunner connects to the runner container when EXEC_RUNNER_SOCKET
 // names its socket, else runs programs in this process.
@@ -176,7 +184,14 @@ func (s *Solver) connectRunner(stop <-chan struct{}) error {
 	}()
 	client, err := runner.Dial(ctx, path, s.log.WithName("runner"))
 	if err != nil {
-		return err
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("stopped before the runner connected: %w", err)
+		}
+		where := ""
+		if pod := s.getenv("POD_NAME"); pod != "" {
+			where = " (kubectl logs " + pod + " -c runner)"
+		}
+		return fmt.Errorf("no runner after %s: %w; if the runner exits at start, its log says why%s: an INVALID solver config, such as a program missing from its file system", runnerDialBudget, err, where)
 	}
 	s.log.Info("programs run in the runner container", "socket", path)
 	s.runner = client

@@ -5,6 +5,7 @@ package chart
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,37 +157,45 @@ func createIssuerWarned(t *testing.T, cp *testbed.ControlPlane, namespace, group
 	return recorder.warnings, err
 }
 
-// issuerSpec is an ACME issuer whose first solver is group's exec solver with
-// the given webhook.config ("" for none), followed by another webhook's solver
-// whose config the policy must leave alone.
-func issuerSpec(group, config string) cmapi.IssuerSpec {
+// issuerSpec is an ACME issuer whose first solver is group's solver
+// solverName with the given webhook.config ("" for none), followed by another
+// webhook's solvers whose configs and names the policy must leave alone.
+func issuerSpec(group, solverName, config string) cmapi.IssuerSpec {
 	var raw *apiextensionsv1.JSON
 	if config != "" {
 		raw = &apiextensionsv1.JSON{Raw: []byte(config)}
 	}
-	webhook := func(group string, config *apiextensionsv1.JSON) cmacme.ACMEChallengeSolver {
+	webhook := func(group, solverName string, config *apiextensionsv1.JSON) cmacme.ACMEChallengeSolver {
 		return cmacme.ACMEChallengeSolver{DNS01: &cmacme.ACMEChallengeSolverDNS01{
-			Webhook: &cmacme.ACMEIssuerDNS01ProviderWebhook{GroupName: group, SolverName: "exec", Config: config},
+			Webhook: &cmacme.ACMEIssuerDNS01ProviderWebhook{GroupName: group, SolverName: solverName, Config: config},
 		}}
 	}
-	other := webhook("other.example.com", &apiextensionsv1.JSON{Raw: []byte(`{"Program": 1}`)})
+	other := webhook("other.example.com", solver.SolverName, &apiextensionsv1.JSON{Raw: []byte(`{"Program": 1}`)})
+	otherName := webhook("other.example.com", "exce", nil)
 	return cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{ACME: &cmacme.ACMEIssuer{
 		Server:     "https://acme.example.com/directory",
 		PrivateKey: cmmeta.SecretKeySelector{LocalObjectReference: cmmeta.LocalObjectReference{Name: "account"}},
-		Solvers:    []cmacme.ACMEChallengeSolver{webhook(group, raw), other},
+		Solvers:    []cmacme.ACMEChallengeSolver{webhook(group, solverName, raw), other, otherName},
 	}}}
 }
 
 // createIssuer submits, as a server-side dry run with kubectl's strict field
-// validation, an Issuer in namespace (a ClusterIssuer for "").
+// validation, an Issuer in namespace (a ClusterIssuer for "") using group's
+// exec solver.
 func createIssuer(cm cmclient.Interface, namespace, group, config string) error {
+	return createSolverIssuer(cm, namespace, group, solver.SolverName, config)
+}
+
+// createSolverIssuer is createIssuer with the solver's group and name as given.
+func createSolverIssuer(cm cmclient.Interface, namespace, group, solverName, config string) error {
 	opts := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: metav1.FieldValidationStrict}
 	meta := metav1.ObjectMeta{Name: "differential", Namespace: namespace}
+	spec := issuerSpec(group, solverName, config)
 	var err error
 	if namespace == "" {
-		_, err = cm.CertmanagerV1().ClusterIssuers().Create(context.Background(), &cmapi.ClusterIssuer{ObjectMeta: meta, Spec: issuerSpec(group, config)}, opts)
+		_, err = cm.CertmanagerV1().ClusterIssuers().Create(context.Background(), &cmapi.ClusterIssuer{ObjectMeta: meta, Spec: spec}, opts)
 	} else {
-		_, err = cm.CertmanagerV1().Issuers(namespace).Create(context.Background(), &cmapi.Issuer{ObjectMeta: meta, Spec: issuerSpec(group, config)}, opts)
+		_, err = cm.CertmanagerV1().Issuers(namespace).Create(context.Background(), &cmapi.Issuer{ObjectMeta: meta, Spec: spec}, opts)
 	}
 	return err
 }
@@ -225,6 +234,7 @@ const (
 	goodEnv     = `{"TSIG_SECRET": {"secretKeyRef": {"name": "tsig", "key": "secret"}}}`
 	onlyProgram = `; an Issuer may set only "program" and "env", spelled exactly`
 	onlyRef     = `; a variable is set only by secretKeyRef with name and key`
+	literal     = `; an Issuer takes values only from Secrets, literal values belong in the solver config (the program's env)`
 )
 
 // policyCases is the table both enforcers must agree on.
@@ -250,7 +260,8 @@ var policyCases = map[string]policyCase{
 	"program case variant":               {"team-a", `{"program": "NSUPDATE"}`, both(`issuer config: program "NSUPDATE" is not configured; choose one of: cloud, nsupdate, tenant`)},
 	"env a list":                         {"team-a", `{"program": "nsupdate", "env": ["TSIG_SECRET"]}`, both(`issuer config: env: expected a mapping, got an array`)},
 	"env a string":                       {"team-a", `{"program": "nsupdate", "env": "TSIG_SECRET=x"}`, both(`issuer config: env: expected a mapping, got a string`)},
-	"env value a string":                 {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": "s3cr3t"}}`, both(`issuer config: env: expected a mapping, got a string`)},
+	"env value a string":                 {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": "s3cr3t"}}`, both(`issuer config: env TSIG_SECRET: expected secretKeyRef with name and key, got a string` + literal)},
+	"env value a number":                 {"team-a", `{"program": "nsupdate", "env": {"NSUPDATE_SERVER": 53}}`, both(`issuer config: env NSUPDATE_SERVER: expected secretKeyRef with name and key, got a number` + literal)},
 	"env value empty":                    {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {}}}`, both(`issuer config: env TSIG_SECRET: needs secretKeyRef with name and key`)},
 	"secretKeyRef misspelled":            {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyref": {"name": "tsig", "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: unknown key "secretKeyref"` + onlyRef)},
 	"value beside secretKeyRef":          {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"value": "x", "secretKeyRef": {"name": "tsig", "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: unknown key "value"` + onlyRef)},
@@ -265,8 +276,9 @@ var policyCases = map[string]policyCase{
 	"null env":                           {"team-a", `{"program": "nsupdate", "env": null}`, both("")},
 	"env value null":                     {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": null}}`, both(`issuer config: env TSIG_SECRET: needs secretKeyRef with name and key`)},
 	"secretKeyRef null":                  {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": null}}}`, both(`issuer config: env TSIG_SECRET: needs secretKeyRef with name and key`)},
-	"secretKeyRef a string":              {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": "tsig/secret"}}}`, both(`issuer config: secretKeyRef: expected a mapping, got a string`)},
-	"secretKeyRef name a number":         {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": 1, "key": "secret"}}}}`, both(`issuer config: name: expected a string, got a number`)},
+	"secretKeyRef a string":              {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": "tsig/secret"}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef: expected a mapping, got a string`)},
+	"secretKeyRef name a number":         {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": 1, "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef: name: expected a string, got a number`)},
+	"secretKeyRef key a bool":            {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": "tsig", "key": true}}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef: key: expected a string, got a bool`)},
 	"secretKeyRef name null":             {"team-a", `{"program": "nsupdate", "env": {"TSIG_SECRET": {"secretKeyRef": {"name": null, "key": "secret"}}}}`, both(`issuer config: env TSIG_SECRET: secretKeyRef needs both name and key`)},
 	"duplicate program":                  {"team-a", `{"program": "nsupdate", "program": "tenant"}`, both(`issuer config: key "program" appears twice`)},
 	"ClusterIssuer, program for anyone":  {"", `{"program": "nsupdate", "env": ` + goodEnv + `}`, both("")},
@@ -280,6 +292,33 @@ var policyCases = map[string]policyCase{
 // API server keeps the last duplicate, and that is all the webhook receives.
 var apiServerRefusals = map[string]string{
 	"duplicate program": `Issuer in version "v1" cannot be handled as a Issuer: strict decoding error: duplicate field "spec.acme.solvers[0].dns01.webhook.config.program"`,
+}
+
+// notFound is how cert-manager reports, in a Challenge's status, a call to a
+// solver that no webhook serves (test/integration TestMisnamedSolver).
+const notFound = `cert-manager's calls would fail with "the server could not find the requested resource"`
+
+// solverNameCases are Issuers whose solver names this release's group with a
+// solverName the webhook does not serve, or names the group in another case.
+// cert-manager's calls for them never reach the solver, so the policy alone
+// can say why; each config is one the webhook accepts. A solverName in
+// another case reaches it (client-go asks for it in lower case) and is
+// admitted. want holds %[1]s for the release's group and %[2]s for the
+// Issuer's; "" is admitted.
+var solverNameCases = map[string]struct {
+	group      func(release string) string
+	solverName string
+	want       string
+}{
+	"solverName misspelt": {strings.Clone, "exce",
+		`solverName "exce" is not served by this webhook (groupName %[1]s), whose one solver is "exec"; ` + notFound},
+	"solverName the chart's name": {strings.Clone, "cert-manager-webhook-exec",
+		`solverName "cert-manager-webhook-exec" is not served by this webhook (groupName %[1]s), whose one solver is "exec"; ` + notFound},
+	"solverName Exec":      {strings.Clone, "Exec", ""},
+	"solverName EXEC":      {strings.Clone, "EXEC", ""},
+	"groupName upper case": {strings.ToUpper, "exec", `groupName "%[2]s" is not this webhook's group %[1]s: API groups are case-sensitive; ` + notFound},
+	"groupName upper case, solverName misspelt": {strings.ToUpper, "exce",
+		`groupName "%[2]s" is not this webhook's group %[1]s: API groups are case-sensitive; ` + notFound},
 }
 
 // testPolicyDifferential runs policyCases through both enforcers of each
@@ -316,6 +355,28 @@ func testPolicyDifferential(t *testing.T, cp *testbed.ControlPlane, configs map[
 				}
 				if webhook != want || policy != wantPolicy {
 					t.Errorf("\nwebhook: %s\n   want: %s\n policy: %s\n   want: %s", webhook, want, policy, wantPolicy)
+				}
+			})
+		}
+	}
+	for name, tc := range solverNameCases {
+		for _, r := range []policyRelease{inlineRelease, paramsRelease} {
+			t.Run(name+"/"+r.name, func(t *testing.T) {
+				const config = `{"program": "nsupdate"}`
+				if _, _, err := configs[r.name].AdmitIssuer([]byte(config), "team-a"); err != nil {
+					t.Fatalf("the webhook refuses the config: %v", err)
+				}
+				group := tc.group(r.group)
+				policy := ""
+				if err := createSolverIssuer(cp.CM, "team-a", group, tc.solverName, config); err != nil {
+					policy = policyRefusal(err)
+				}
+				want := tc.want
+				if want != "" {
+					want = fmt.Sprintf(want, r.group, group)
+				}
+				if policy != want {
+					t.Errorf("\npolicy: %s\n  want: %s", policy, want)
 				}
 			})
 		}
@@ -422,6 +483,9 @@ func testPolicyDefaultInstall(t *testing.T, kubectl policyKubectl, dir string) {
 		"the default program":     issuerManifest("no-program", group, "{}"),
 		"every allowed variable":  issuerManifest("all-variables", group, "{program: nsupdate, env: {NSUPDATE_SERVER: {secretKeyRef: {name: a, key: b}}, NSUPDATE_PORT: {secretKeyRef: {name: a, key: c}}, NSUPDATE_ZONE: {secretKeyRef: {name: a, key: d}}, TSIG_KEY_NAME: {secretKeyRef: {name: a, key: e}}, TSIG_ALGORITHM: {secretKeyRef: {name: a, key: f}}, TSIG_SECRET: {secretKeyRef: {name: a, key: g}}}}"),
 		"another webhook's typos": issuerManifest("other-webhook", "other.example.com", "{Program: x}"),
+		"solverName Exec":         strings.Replace(issuerManifest("solver-exec", group, "{program: nsupdate}"), "solverName: exec", "solverName: Exec", 1),
+		"another webhook's solverName exce": strings.Replace(issuerManifest("other-solver", "other.example.com", "{}"),
+			"solverName: exec", "solverName: exce", 1),
 	}
 	for name, manifest := range good {
 		t.Run(name, func(t *testing.T) {
@@ -446,6 +510,8 @@ func testPolicyDefaultInstall(t *testing.T, kubectl policyKubectl, dir string) {
 			`issuer config: program "nsupdte" is not configured; choose one of: nsupdate`},
 		"two exec solvers, both bad": {issuerManifest("both-bad", group, secondSolver("{Program: nsupdate}", group, "{program: nsupdte}")),
 			`issuer config: unknown key "Program"; an Issuer may set only "program" and "env", spelled exactly; issuer config: program "nsupdte" is not configured; choose one of: nsupdate`},
+		"solverName the release's name": {strings.Replace(issuerManifest("solver-release", group, "{program: nsupdate}"), "solverName: exec", "solverName: exec-webhook", 1),
+			`solverName "exec-webhook" is not served by this webhook (groupName acme.example.com), whose one solver is "exec"; ` + notFound},
 		"deploy/examples ClusterIssuer, whose RAW program the defaults lack": {
 			readFile(t, filepath.Join(testbed.RepoRoot(t), "deploy", "examples", "clusterissuer-raw-mode.yaml")),
 			`issuer config: program "lego-raw" is not configured; choose one of: nsupdate`},

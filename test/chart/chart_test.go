@@ -177,6 +177,98 @@ func TestSchemaAndRequiredValues(t *testing.T) {
 	}
 }
 
+// TestHostNetworkPorts checks that with hostNetwork a securePort a node's own
+// services listen on is refused, saying whose it is and why; without
+// hostNetwork the Pod has ports of its own, and any port renders.
+func TestHostNetworkPorts(t *testing.T) {
+	const why = "; with hostNetwork the webhook listens on its node's own addresses, where it would fail to bind, or, started first, " +
+		"keep that service from binding. Pick a port no node service uses, e.g. 10260 (the chart README's Networking section lists the ports refused)"
+	tests := map[string]struct {
+		hostNetwork bool
+		port        int
+		wantErr     string
+	}{
+		"etcd clients":            {true, 2379, "securePort 2379 is etcd's client port on control-plane nodes" + why},
+		"etcd peers":              {true, 2380, "securePort 2380 is etcd's peer port on control-plane nodes" + why},
+		"API server":              {true, 6443, "securePort 6443 is the API server's port on control-plane nodes" + why},
+		"Calico":                  {true, 9099, "securePort 9099 is Calico's health port on nodes running it" + why},
+		"node-exporter":           {true, 9100, "securePort 9100 is Prometheus node-exporter's port on nodes running it" + why},
+		"kubelet health":          {true, 10248, "securePort 10248 is the kubelet's health port on every node" + why},
+		"kube-proxy metrics":      {true, 10249, "securePort 10249 is kube-proxy's metrics port on nodes running it" + why},
+		"kubelet":                 {true, 10250, "securePort 10250 is the kubelet's API port on every node" + why},
+		"kubelet read-only":       {true, 10255, "securePort 10255 is the kubelet's read-only port on nodes enabling it" + why},
+		"kube-proxy health":       {true, 10256, "securePort 10256 is kube-proxy's health port on nodes running it" + why},
+		"kube-controller-manager": {true, 10257, "securePort 10257 is kube-controller-manager's port on control-plane nodes" + why},
+		"kube-scheduler":          {true, 10259, "securePort 10259 is kube-scheduler's port on control-plane nodes" + why},
+		"a free port":             {true, 10260, ""},
+		"the default port":        {true, 8443, ""},
+		"the kubelet's port in the Pod's own network": {false, 10250, ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := helm(t, "template", "x", chartDir(t), "--set", "groupName=a.example.com",
+				"--set", "hostNetwork="+strconv.FormatBool(tc.hostNetwork), "--set", "securePort="+strconv.Itoa(tc.port))
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), "): "+tc.wantErr+"\n")) {
+				t.Errorf("error = %v\nwant %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestScriptsMatchPrograms checks that a program whose path is under the
+// scripts directory names a key of scripts (or a file an extraVolumeMount
+// puts there): otherwise the runner finds no program at start and the Pod
+// crash-loops, so helm install fails instead, naming the program, its path
+// and the keys.
+func TestScriptsMatchPrograms(t *testing.T) {
+	const hint = "; scripts.<key> is mounted at /etc/cert-manager-webhook-exec/scripts/<key>, so the two must match"
+	tests := map[string]struct {
+		values  string
+		wantErr string
+	}{
+		"key and path agree": {values: `
+scripts: {my-dns.sh: "#!/bin/sh"}
+config: {programs: [{name: my-dns, path: /etc/cert-manager-webhook-exec/scripts/my-dns.sh}]}`},
+		"key with .sh and path without": {values: `
+scripts: {my-dns.sh: "#!/bin/sh", other.sh: "#!/bin/sh"}
+config: {programs: [{name: my-dns, path: /etc/cert-manager-webhook-exec/scripts/my-dns}]}`,
+			wantErr: `config.programs[0] ("my-dns"): path /etc/cert-manager-webhook-exec/scripts/my-dns is scripts.my-dns, which is not set (scripts has: my-dns.sh, other.sh)` + hint},
+		"the second program": {values: `
+scripts: {a.sh: "#!/bin/sh"}
+config: {programs: [{name: a, path: /etc/cert-manager-webhook-exec/scripts/a.sh}, {name: b, path: /etc/cert-manager-webhook-exec/scripts/b.sh}]}`,
+			wantErr: `config.programs[1] ("b"): path /etc/cert-manager-webhook-exec/scripts/b.sh is scripts.b.sh, which is not set (scripts has: a.sh)` + hint},
+		"no scripts": {values: `
+config: {programs: [{name: my-dns, path: /etc/cert-manager-webhook-exec/scripts/my-dns.sh}]}`,
+			wantErr: `config.programs[0] ("my-dns"): path /etc/cert-manager-webhook-exec/scripts/my-dns.sh is scripts.my-dns.sh, which is not set (scripts is empty)` + hint},
+		"a volume mounted at the scripts directory": {values: `
+extraVolumes: [{name: programs, secret: {secretName: programs, defaultMode: 0555}}]
+extraVolumeMounts: [{name: programs, mountPath: /etc/cert-manager-webhook-exec/scripts}]
+config: {programs: [{name: my-dns, path: /etc/cert-manager-webhook-exec/scripts/my-dns.sh}]}`},
+		"a file mounted at the path": {values: `
+scripts: {a.sh: "#!/bin/sh"}
+extraVolumes: [{name: programs, secret: {secretName: programs, defaultMode: 0555}}]
+extraVolumeMounts: [{name: programs, mountPath: /etc/cert-manager-webhook-exec/scripts/b.sh, subPath: b.sh}]
+config: {programs: [{name: b, path: /etc/cert-manager-webhook-exec/scripts/b.sh}]}`},
+		"a path elsewhere": {values: `
+scripts: {a.sh: "#!/bin/sh"}
+config: {programs: [{name: b, path: /opt/programs/b.sh}]}`},
+		"the admin's own ConfigMap": {values: `
+config: {existingConfigMap: mine, programs: [{name: my-dns, path: /etc/cert-manager-webhook-exec/scripts/my-dns.sh}]}`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			values := filepath.Join(t.TempDir(), "values.yaml")
+			if err := os.WriteFile(values, []byte("groupName: a.example.com"+tc.values+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := helm(t, "template", "x", chartDir(t), "-f", values)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), "): "+tc.wantErr+"\n")) {
+				t.Errorf("error = %v\nwant %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
 // TestAdmissionPolicyRendered checks when the chart renders its
 // ValidatingAdmissionPolicy and binding: by default, and not when disabled or
 // on a Kubernetes without ValidatingAdmissionPolicy v1.

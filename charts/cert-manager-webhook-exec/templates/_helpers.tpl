@@ -113,15 +113,16 @@ name or key missing or empty), the order in which the webhook reports them. */ -
 {{- else if eq (index . 1) "types" -}}
 {{ $env }}.map(n,
   type({{ $e }}) != map && type({{ $e }}) != null_type ?
-    'issuer config: env: expected a mapping, got ' + {{ include "webhook-exec.celKind" $e }} :
+    'issuer config: env ' + n + ': expected secretKeyRef with name and key, got ' + {{ include "webhook-exec.celKind" $e }} +
+      "; an Issuer takes values only from Secrets, literal values belong in the solver config (the program's env)" :
   type({{ $e }}) == null_type || !has({{ $e }}.secretKeyRef) || type({{ $ref }}) == null_type ?
     '' :
   type({{ $ref }}) != map ?
-    'issuer config: secretKeyRef: expected a mapping, got ' + {{ include "webhook-exec.celKind" $ref }} :
+    'issuer config: env ' + n + ': secretKeyRef: expected a mapping, got ' + {{ include "webhook-exec.celKind" $ref }} :
   has({{ $ref }}.name) && type({{ $ref }}.name) != string && type({{ $ref }}.name) != null_type ?
-    'issuer config: name: expected a string, got ' + {{ include "webhook-exec.celKind" (printf "%s.name" $ref) }} :
+    'issuer config: env ' + n + ': secretKeyRef: name: expected a string, got ' + {{ include "webhook-exec.celKind" (printf "%s.name" $ref) }} :
   has({{ $ref }}.key) && type({{ $ref }}.key) != string && type({{ $ref }}.key) != null_type ?
-    'issuer config: key: expected a string, got ' + {{ include "webhook-exec.celKind" (printf "%s.key" $ref) }} :
+    'issuer config: env ' + n + ': secretKeyRef: key: expected a string, got ' + {{ include "webhook-exec.celKind" (printf "%s.key" $ref) }} :
   '').filter(m, m != '')
 {{- else -}}
 {{ $env }}.map(n,
@@ -145,5 +146,53 @@ hostNetwork (so that programs still resolve cluster names); empty otherwise
 {{- .Values.dnsPolicy }}
 {{- else if .Values.hostNetwork }}
 {{- "ClusterFirstWithHostNet" }}
+{{- end }}
+{{- end }}
+
+{{- /* Fails on a securePort that a node's own services listen on, with
+hostNetwork: the Kubernetes components' defaults (kubernetes.io "Ports and
+Protocols", and the kubelet's and kube-proxy's local ports, which a wildcard
+bind collides with too) and two agents commonly on the host network. */ -}}
+{{- define "webhook-exec.checkHostPort" -}}
+{{- if .Values.hostNetwork }}
+{{- $nodePorts := dict
+  "2379" "etcd's client port on control-plane nodes"
+  "2380" "etcd's peer port on control-plane nodes"
+  "6443" "the API server's port on control-plane nodes"
+  "9099" "Calico's health port on nodes running it"
+  "9100" "Prometheus node-exporter's port on nodes running it"
+  "10248" "the kubelet's health port on every node"
+  "10249" "kube-proxy's metrics port on nodes running it"
+  "10250" "the kubelet's API port on every node"
+  "10255" "the kubelet's read-only port on nodes enabling it"
+  "10256" "kube-proxy's health port on nodes running it"
+  "10257" "kube-controller-manager's port on control-plane nodes"
+  "10259" "kube-scheduler's port on control-plane nodes" }}
+{{- $port := toString .Values.securePort }}
+{{- with get $nodePorts $port }}
+{{- fail (printf "securePort %s is %s; with hostNetwork the webhook listens on its node's own addresses, where it would fail to bind, or, started first, keep that service from binding. Pick a port no node service uses, e.g. 10260 (the chart README's Networking section lists the ports refused)" $port .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- /* Fails on a program whose path is in the scripts directory but names no
+key of scripts, nor a file an extraVolumeMount puts there: the runner would
+find no program at start, and the Pod would crash-loop. */ -}}
+{{- define "webhook-exec.checkScripts" -}}
+{{- $dir := "/etc/cert-manager-webhook-exec/scripts/" }}
+{{- $keys := keys (.Values.scripts | default dict) | sortAlpha }}
+{{- range $i, $p := .Values.config.programs }}
+{{- $path := toString $p.path }}
+{{- if hasPrefix $dir $path }}
+{{- $key := trimPrefix $dir $path }}
+{{- $mounted := has $key $keys }}
+{{- range $.Values.extraVolumeMounts }}
+{{- if or (eq .mountPath $path) (hasPrefix (printf "%s/" (trimSuffix "/" .mountPath)) $path) }}{{ $mounted = true }}{{ end }}
+{{- end }}
+{{- if not $mounted }}
+{{- $has := ternary "scripts is empty" (printf "scripts has: %s" (join ", " $keys)) (empty $keys) }}
+{{- fail (printf "config.programs[%d] (%q): path %s is scripts.%s, which is not set (%s); scripts.<key> is mounted at %s<key>, so the two must match" $i (toString $p.name) $path $key $has $dir) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
