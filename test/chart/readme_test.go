@@ -23,30 +23,7 @@ import (
 // text starts with prefix, so the README's examples are the tests' input.
 func readmeBlock(t *testing.T, prefix string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testbed.RepoRoot(t), "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found []string
-	var body []string
-	inBlock := false
-	for _, line := range strings.Split(string(data), "\n") {
-		switch {
-		case strings.HasPrefix(line, "```") && !inBlock:
-			inBlock, body = true, nil
-		case strings.HasPrefix(line, "```"):
-			inBlock = false
-			if text := strings.Join(body, "\n") + "\n"; strings.HasPrefix(text, prefix) {
-				found = append(found, text)
-			}
-		case inBlock:
-			body = append(body, line)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("README has %d code blocks starting with %q, want 1", len(found), prefix)
-	}
-	return found[0]
+	return testbed.FencedBlock(t, "README.md", prefix)
 }
 
 // anyPath accepts every program path: the README's paths are in a cluster's image.
@@ -107,9 +84,8 @@ func readmeInstall(t *testing.T, cp *testbed.ControlPlane, kubeconfig string, ku
 	}
 	release := args[2]
 	waitPolicyActive(t, cp, policyRelease{name: release, group: "acme.example.com"})
-	if !strings.Contains(out, "groupName: acme.example.com") {
-		t.Errorf("NOTES lack the installed group:\n%s", out)
-	}
+	checkNotes(t, cp, kubectl, release, "acme.example.com", out, notesWant{kind: "Issuer", namespace: "team-a", lines: []string{
+		"The webhook may read Secrets only in: cert-manager, team-a.\n"}})
 	sa := "system:serviceaccount:cert-manager:" + release + "-cert-manager-webhook-exec"
 	if !canI(t, cp, sa, "get secrets -n team-a") || canI(t, cp, sa, "get secrets -n team-b") {
 		t.Errorf("with secretsAccess.namespaces={team-a}, %s must read Secrets in team-a only", sa)
