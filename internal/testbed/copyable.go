@@ -82,3 +82,29 @@ func Substitute(t TB, text string, pairs ...string) string {
 	}
 	return text
 }
+
+// ShellCommands splits a shell code block into its commands' words, as sh
+// would for the plain commands documentation shows: a line ending in a
+// backslash continues on the next, `#` starts a comment, and single quotes
+// group a word. Any other quoting or expansion fails the test, rather than
+// being read differently from a shell.
+func ShellCommands(t TB, block string) [][]string {
+	t.Helper()
+	var commands [][]string
+	for _, line := range strings.Split(strings.ReplaceAll(block, "\\\n", " "), "\n") {
+		var words []string
+		for _, word := range strings.Fields(line) {
+			if strings.HasPrefix(word, "#") {
+				break
+			}
+			if strings.Count(word, "'")%2 != 0 || strings.ContainsAny(word, "\"\\$`") {
+				t.Fatalf("the command %q has quoting this test does not parse: %s", line, word)
+			}
+			words = append(words, strings.ReplaceAll(word, "'", ""))
+		}
+		if len(words) > 0 {
+			commands = append(commands, words)
+		}
+	}
+	return commands
+}

@@ -73,16 +73,16 @@ func TestReadmeSolverConfig(t *testing.T) {
 }
 
 // readmeInstall runs the README's `helm install` command against the test API
-// server, then applies its Issuer and ClusterIssuer with server-side
-// validation and checks that the Issuer works with the installed config.
+// server, then applies its Issuer, and its ClusterIssuer after its
+// values-raw.yaml, with server-side validation, and checks each against the
+// installed config; and the NOTES of the install.
 func readmeInstall(t *testing.T, cp *testbed.ControlPlane, kubeconfig string, kubectl func(*testing.T, ...string) (string, error)) {
-	command := strings.ReplaceAll(readmeBlock(t, "helm install "), "\\\n", " ")
+	commands := testbed.ShellCommands(t, readmeBlock(t, "helm install "))
+	if len(commands) != 1 {
+		t.Fatalf("the README's helm install block holds %d commands, want 1", len(commands))
+	}
 	var args []string
-	for _, word := range strings.Fields(command) {
-		word = strings.Trim(word, "'")
-		if strings.ContainsAny(word, `'"\`) {
-			t.Fatalf("the README's helm command has quoting this test does not parse: %s", word)
-		}
+	for _, word := range commands[0] {
 		args = append(args, strings.Replace(word, "./charts/cert-manager-webhook-exec", chartDir(t), 1))
 	}
 	out, err := helm(t, append(args[1:], "--kubeconfig", kubeconfig)...)
