@@ -101,6 +101,7 @@ func TestInstallOnAPIServer(t *testing.T) {
 		}
 	})
 	t.Run("README", func(t *testing.T) { readmeInstall(t, cp, kubeconfig, kubectl) })
+	t.Run("README's admin credential", func(t *testing.T) { readmeAdminCredential(t, cp, kubeconfig, kubectl) })
 	for _, values := range valueSets(t) {
 		name := filepath.Base(values)
 		want, ok := tests[name]

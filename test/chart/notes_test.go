@@ -72,7 +72,7 @@ func checkNotes(t *testing.T, cp *testbed.ControlPlane, kubectl func(*testing.T,
 			t.Fatalf("NOTES %s: %v\n%s", meta.Kind, err, doc)
 		}
 	}
-	if issuer.Kind != want.kind || issuer.Namespace != nsOf(want) || secret.Namespace != want.namespace {
+	if issuer.Kind != want.kind || issuer.Namespace != nsOf(want) || secret.Name != "" && secret.Namespace != want.namespace {
 		t.Errorf("NOTES print a %s in %q with its Secret in %q, want a %s with its Secret in %q:\n%s",
 			issuer.Kind, issuer.Namespace, secret.Namespace, want.kind, want.namespace, manifest)
 	}
@@ -96,6 +96,9 @@ func checkNotes(t *testing.T, cp *testbed.ControlPlane, kubectl func(*testing.T,
 	program := installed.Programs[ic.Program]
 	if program == nil {
 		t.Fatalf("NOTES Issuer names program %q; the install has %v", ic.Program, installed.ProgramNames())
+	}
+	if printed := secret.Name != ""; printed != (len(program.SecretEnv) > 0) {
+		t.Errorf("NOTES print a Secret: %v; program %q takes variables from Secrets: %v", printed, program.Name, program.SecretEnv)
 	}
 	// The namespace the issuer's requests carry, whose Secrets they read.
 	requests := issuer.Namespace
@@ -137,4 +140,59 @@ func nsOf(want notesWant) string {
 		return ""
 	}
 	return want.namespace
+}
+
+// readmeAdminCredential installs the README's example of an admin's
+// credential (its helm command and values-corp-dns.yaml) and checks that its
+// NOTES print an Issuer for it and say how extraEnv fills its passEnv: from
+// the file, from the README's other way (the variable from a secretKeyRef),
+// and neither.
+func readmeAdminCredential(t *testing.T, cp *testbed.ControlPlane, kubeconfig string, kubectl func(*testing.T, ...string) (string, error)) {
+	commands := testbed.ShellCommands(t, readmeBlock(t, "kubectl --namespace cert-manager create configmap dns-programs "))
+	install := commands[len(commands)-1]
+	if len(install) < 3 || install[0] != "helm" || install[1] != "install" {
+		t.Fatalf("the README's block ends with %q, want helm install", install)
+	}
+	release := install[2]
+	values := filepath.Join(t.TempDir(), "values-corp-dns.yaml")
+	if err := os.WriteFile(values, []byte(readmeBlock(t, "# values-corp-dns.yaml")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	otherWay := filepath.Join(t.TempDir(), "other-way.yaml")
+	if err := os.WriteFile(otherWay, []byte(readmeBlock(t, "extraEnv:\n  - name: RFC2136_TSIG_SECRET\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for _, word := range install[1:] {
+		word = strings.Replace(word, "./charts/cert-manager-webhook-exec", chartDir(t), 1)
+		args = append(args, strings.Replace(word, "values-corp-dns.yaml", values, 1))
+	}
+	var group string
+	for i, arg := range args {
+		if g, ok := strings.CutPrefix(arg, "groupName="); ok && args[i-1] == "--set" {
+			group = g
+		}
+	}
+	steps := []struct {
+		helm []string
+		line string
+	}{
+		{args, "      passEnv RFC2136_TSIG_SECRET: the admin's, from the file extraEnv RFC2136_TSIG_SECRET_FILE names, read at each run\n"},
+		{[]string{"upgrade", release, chartDir(t), "--namespace", releaseNamespace, "--reuse-values", "-f", otherWay},
+			"      passEnv RFC2136_TSIG_SECRET: the admin's, from extraEnv RFC2136_TSIG_SECRET (a change needs a restart of the Pod)\n"},
+		{[]string{"upgrade", release, chartDir(t), "--namespace", releaseNamespace, "--reuse-values", "--set-json", "extraEnv=[]"},
+			"      passEnv RFC2136_TSIG_SECRET: WARNING: extraEnv sets neither RFC2136_TSIG_SECRET nor RFC2136_TSIG_SECRET_FILE, so the program runs without it\n"},
+	}
+	for _, step := range steps {
+		out, err := helm(t, append(step.helm, "--kubeconfig", kubeconfig)...)
+		if err != nil {
+			t.Fatalf("helm %s: %v", strings.Join(step.helm, " "), err)
+		}
+		checkNotes(t, cp, kubectl, release, group, out, notesWant{kind: "Issuer", namespace: "team-a", lines: []string{
+			"  - corp-dns (default mode; Issuers that name no program get it)\n      from the Issuer's Secret: nothing\n" +
+				"      allowedNamespaces: team-a\n      allowedDomains: corp.example\n", step.line}})
+	}
+	if _, err := helm(t, "uninstall", release, "--namespace", releaseNamespace, "--kubeconfig", kubeconfig); err != nil {
+		t.Fatal(err)
+	}
 }
