@@ -40,12 +40,14 @@ build:
 image:
 	@hack/image.sh
 
-# The image test loads the tarball that hack/image.sh prints last.
+# The image test loads the tarball that hack/image.sh prints last, and the
+# one hack/add-packages.sh makes of it (docs/add-packages/Dockerfile).
 .PHONY: test-image
 test-image:
 	@hack/require-tools.sh image
 	@archive=$$(hack/image.sh | tail -n1); \
-	IMAGE_ARCHIVE="$$archive" $(GO) test -count=1 -tags image -timeout 10m ./test/image/...
+	with_packages=$$(hack/add-packages.sh "$$archive" python3 | tail -n1); \
+	IMAGE_ARCHIVE="$$archive" ADD_PACKAGES_ARCHIVE="$$with_packages" $(GO) test -count=1 -tags image -timeout 10m ./test/image/...
 
 # The node test runs in a network namespace of its own (unshare --net): no
 # packet and no iptables rule of the node reaches the machine's network. It is
