@@ -40,17 +40,21 @@ build:
 image:
 	@hack/image.sh
 
-# The image test loads the tarball that hack/image.sh prints last.
+# The image test loads the tarball that hack/image.sh prints last, and the
+# one hack/add-packages.sh makes of it (docs/add-packages/Dockerfile).
 .PHONY: test-image
 test-image:
 	@hack/require-tools.sh image
 	@archive=$$(hack/image.sh | tail -n1); \
-	IMAGE_ARCHIVE="$$archive" $(GO) test -count=1 -tags image -timeout 10m ./test/image/...
+	with_packages=$$(hack/add-packages.sh "$$archive" python3 | tail -n1); \
+	IMAGE_ARCHIVE="$$archive" ADD_PACKAGES_ARCHIVE="$$with_packages" $(GO) test -count=1 -tags image -timeout 10m ./test/image/...
 
 # The node test runs in a network namespace of its own (unshare --net): no
 # packet and no iptables rule of the node reaches the machine's network. It is
 # compiled, and the ServiceMonitor CRD fetched, outside it, where the module
-# proxy is reachable. NODE_TEST_FLAGS adds test flags (-test.run=...).
+# proxy is reachable. NODE_TEST_FLAGS adds test flags (-test.run=...). Its
+# scenarios mostly wait for cert-manager, side by side: -test.parallel lets
+# more of them run at once than the machine has cores.
 PROMETHEUS_OPERATOR := github.com/prometheus-operator/prometheus-operator@v0.85.0
 .PHONY: e2e-node
 e2e-node:
@@ -64,7 +68,7 @@ e2e-node:
 	crd=$$($(GO) mod download -json $(PROMETHEUS_OPERATOR) | jq -r .Dir)/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml; \
 	$(GO) test -c -tags node -o $(BIN)/node.test ./test/node/; \
 	cd test/node && WEBHOOK_IMAGE="webhook=$$archive localhost/cert-manager-webhook-exec:dev" NODE_IMAGES="$$images" SERVICEMONITOR_CRD="$$crd" \
-		unshare --net -- ../../$(BIN)/node.test -test.v -test.count=1 -test.timeout 30m $(NODE_TEST_FLAGS)
+		unshare --net -- ../../$(BIN)/node.test -test.v -test.count=1 -test.timeout 30m -test.parallel 8 $(NODE_TEST_FLAGS)
 
 .PHONY: test-assets
 test-assets:

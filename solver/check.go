@@ -130,13 +130,17 @@ func Check(ctx context.Context, opts CheckOptions, out io.Writer) error {
 
 // warnUnsetVariables warns of each passEnv and secretEnv variable that check's
 // environment does not supply (an empty secretEnv value is not passed), and
-// says where the webhook would get it.
+// says where the webhook would get it. A passEnv variable is supplied by its
+// NAME_FILE too, as the runner reads it.
 func warnUnsetVariables(p *Program, opts CheckOptions, out io.Writer) {
 	environ := opts.Environ()
+	set := func(name string) bool {
+		return slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, name+"=") })
+	}
 	for _, name := range p.PassEnv {
-		if !slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, name+"=") }) {
-			fmt.Fprintf(out, "WARNING: passEnv %s is not set in this environment, so the program runs without it; "+
-				"the webhook passes it on from the runner container's environment (the chart's extraEnv)\n", name)
+		if !set(name) && !set(name+"_FILE") {
+			fmt.Fprintf(out, "WARNING: passEnv %s is not set in this environment, nor %s_FILE, so the program runs without it; "+
+				"the webhook passes it on from the runner container's environment (the chart's extraEnv)\n", name, name)
 		}
 	}
 	for _, name := range p.SecretEnv {

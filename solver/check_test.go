@@ -169,10 +169,15 @@ func TestCheckUnsetVariables(t *testing.T) {
 	ns := serveTXTFile(t, txtFile, func() bool { return false })
 	cfg := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfg, []byte("programs:\n- name: p\n  path: "+testProgram(t, "txt-file.sh")+"\n  env: {TXT_FILE: "+txtFile+"}\n"+
-		"  passEnv: [API_TOKEN, API_USER, API_EMPTY]\n  secretEnv: [TSIG_SECRET, TENANT_ZONE, TENANT_EMPTY]\n"), 0o644); err != nil {
+		"  passEnv: [API_TOKEN, API_USER, API_EMPTY, API_KEY]\n  secretEnv: [TSIG_SECRET, TENANT_ZONE, TENANT_EMPTY]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	environ := []string{"API_USER=user", "API_EMPTY=", "TENANT_ZONE=example.test", "TENANT_EMPTY="}
+	keyFile := filepath.Join(dir, "api-key")
+	if err := os.WriteFile(keyFile, []byte("key-from-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// API_KEY comes from the file API_KEY_FILE names, as the runner reads it.
+	environ := []string{"API_USER=user", "API_EMPTY=", "API_KEY_FILE=" + keyFile, "TENANT_ZONE=example.test", "TENANT_EMPTY="}
 	getenv := func(name string) string {
 		for _, kv := range environ {
 			if k, v, _ := strings.Cut(kv, "="); k == name {
@@ -193,7 +198,7 @@ func TestCheckUnsetVariables(t *testing.T) {
 		}
 	}
 	want := []string{
-		"WARNING: passEnv API_TOKEN is not set in this environment, so the program runs without it; " +
+		"WARNING: passEnv API_TOKEN is not set in this environment, nor API_TOKEN_FILE, so the program runs without it; " +
 			"the webhook passes it on from the runner container's environment (the chart's extraEnv)",
 		"WARNING: secretEnv TSIG_SECRET is not set in this environment, so the program runs without it; " +
 			"the webhook takes it from the Issuer's Secret (the Issuer config's env.TSIG_SECRET.secretKeyRef)",

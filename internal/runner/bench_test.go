@@ -18,7 +18,7 @@ func BenchmarkOutputFlood(b *testing.B) {
 	for name, program := range map[string]string{"empty-lines": "blank-flood.sh", "long-lines": "flood.sh"} {
 		b.Run(name, func(b *testing.B) {
 			p := &Program{Name: "flood", Path: testProgram(b, program)}
-			inv := job{program: p, action: ActionPresent, args: []string{"present"}, env: buildEnvironment(p, Invocation{Action: ActionPresent}, nil), runsDir: b.TempDir(), log: logr.Discard()}
+			inv := job{program: p, action: ActionPresent, args: []string{"present"}, env: mustBuildEnvironment(b, p, Invocation{Action: ActionPresent}, nil), runsDir: b.TempDir(), log: logr.Discard()}
 			b.ReportAllocs()
 			for b.Loop() {
 				res, _ := runProgram(context.Background(), inv)

@@ -1,9 +1,13 @@
 package runner
 
 import (
+	"cmp"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // Context variables the webhook sets for every run: what cert-manager knows and
@@ -109,8 +113,9 @@ type environment struct {
 // PATH, the program's fixed env, passed-through and Secret-backed variables,
 // and the context variables; runProgram adds HOME, TMPDIR and the run's
 // identifier. Later entries never override earlier ones because validation
-// rejects overlapping names.
-func buildEnvironment(p *Program, inv Invocation, environ []string) environment {
+// rejects overlapping names. A passEnv variable whose file cannot be read is
+// left out and its error returned: the run must not start without it.
+func buildEnvironment(p *Program, inv Invocation, environ []string) (environment, error) {
 	vars := map[string]string{"PATH": defaultPATH}
 	var adminSecrets, tenantSecrets []string
 	if p.PassAllEnv {
@@ -125,8 +130,14 @@ func buildEnvironment(p *Program, inv Invocation, environ []string) environment 
 			}
 		}
 	}
+	var err error
 	for _, name := range p.PassEnv {
-		if value, ok := lookupEnv(environ, name); ok {
+		value, ok, readErr := passEnvValue(environ, name)
+		if readErr != nil {
+			err = cmp.Or(err, readErr)
+			continue
+		}
+		if ok {
 			vars[name] = value
 			adminSecrets = append(adminSecrets, value)
 		}
@@ -150,7 +161,7 @@ func buildEnvironment(p *Program, inv Invocation, environ []string) environment 
 		env.vars = append(env.vars, name+"="+value)
 	}
 	slices.Sort(env.vars)
-	return env
+	return env, err
 }
 
 // forRun returns the variables of one run: dir is its private directory, its
@@ -159,6 +170,49 @@ func (e environment) forRun(dir, runID string) []string {
 	vars := append(slices.Clone(e.vars), "HOME="+dir, "TMPDIR="+dir, EnvRunID+"="+runID)
 	slices.Sort(vars)
 	return vars
+}
+
+// passEnvValue is passEnv variable name's value: name from environ when it is
+// set and not empty, else the contents of the file that name+"_FILE" names,
+// less one trailing newline (lego's convention, its env.GetOrFile). The file
+// is read at every run, so a Secret mounted as a volume rotates without a
+// restart. Unlike lego, which runs on without the value, an unreadable file
+// is an error: the program would otherwise run without its credential.
+func passEnvValue(environ []string, name string) (string, bool, error) {
+	value, ok := lookupEnv(environ, name)
+	if value != "" {
+		return value, true, nil
+	}
+	fileVar := name + "_FILE"
+	path, _ := lookupEnv(environ, fileVar)
+	if path == "" {
+		return value, ok, nil
+	}
+	// O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0) //nolint:gosec // the admin names the file (the runner's environment).
+	if err != nil {
+		return "", false, fmt.Errorf("passEnv %s: reading %s: %w", name, fileVar, err)
+	}
+	defer f.Close() //nolint:errcheck // read only.
+	info, err := f.Stat()
+	if err != nil {
+		return "", false, fmt.Errorf("passEnv %s: reading %s: %w", name, fileVar, err)
+	}
+	if !info.Mode().IsRegular() {
+		return "", false, fmt.Errorf("passEnv %s: %s names %s, which is not a regular file", name, fileVar, path)
+	}
+	limit := MaxEnvValue(name)
+	// The limit, its trailing newline and one byte more, to tell a file over it.
+	data, err := io.ReadAll(io.LimitReader(f, int64(limit)+2))
+	if err != nil {
+		return "", false, fmt.Errorf("passEnv %s: reading %s: %w", name, fileVar, err)
+	}
+	value = strings.TrimSuffix(string(data), "\n")
+	if len(value) > limit {
+		return "", false, fmt.Errorf("passEnv %s: %s names %s, which holds %d bytes; an environment variable holds at most %d bytes besides its name (Linux's MAX_ARG_STRLEN, 128 KiB)",
+			name, fileVar, path, max(info.Size(), int64(len(data))), limit)
+	}
+	return value, true, nil
 }
 
 func lookupEnv(environ []string, name string) (string, bool) {

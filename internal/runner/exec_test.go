@@ -24,7 +24,7 @@ import (
 func testInvocation(t *testing.T, program string, env map[string]string, secrets ...string) job {
 	t.Helper()
 	p := &Program{Name: strings.TrimSuffix(program, ".sh"), Path: testProgram(t, program), Env: env}
-	e := buildEnvironment(p, Invocation{Action: ActionPresent}, nil)
+	e := mustBuildEnvironment(t, p, Invocation{Action: ActionPresent}, nil)
 	e.tenantSecrets = append(e.tenantSecrets, secrets...)
 	return job{program: p, action: ActionPresent, args: []string{"present", "_acme-challenge.example.com.", "value"}, env: e, runsDir: t.TempDir(), log: logr.Discard()}
 }

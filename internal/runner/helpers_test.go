@@ -46,3 +46,12 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+func mustBuildEnvironment(t testing.TB, p *Program, inv Invocation, environ []string) environment {
+	t.Helper()
+	env, err := buildEnvironment(p, inv, environ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}

@@ -16,7 +16,7 @@ func TestRedactionIsNoOracle(t *testing.T) {
 	p := &Program{Name: "reject-token", Path: testProgram(t, "reject-token.sh"), PassEnv: []string{"API_TOKEN"}, SecretEnv: []string{"TENANT_HINT"}}
 	status := func(hint string) (string, string) {
 		logs := &logBuffer{}
-		env := buildEnvironment(p, Invocation{Action: ActionPresent, Secrets: map[string]string{"TENANT_HINT": hint}}, []string{"API_TOKEN=" + admin})
+		env := mustBuildEnvironment(t, p, Invocation{Action: ActionPresent, Secrets: map[string]string{"TENANT_HINT": hint}}, []string{"API_TOKEN=" + admin})
 		_, err := runProgram(context.Background(), job{program: p, action: ActionPresent, args: []string{"present"}, env: env, runsDir: t.TempDir(), log: logs.logger()})
 		return errString(err), logs.String()
 	}

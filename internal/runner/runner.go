@@ -115,11 +115,15 @@ func (l *Local) Run(ctx context.Context, inv Invocation) (Result, error) {
 	if inv.Context.DNSName != "" {
 		log = log.WithValues("dnsName", inv.Context.DNSName, "fqdn", inv.Context.ResolvedFQDN, "namespace", inv.Context.ResourceNamespace)
 	}
+	env, err := buildEnvironment(&p, inv, l.Environ())
+	if err != nil {
+		return Result{}, &RunError{Program: p.Name, Action: inv.Action, StartErr: err}
+	}
 	return runProgram(ctx, job{
 		program: &p,
 		action:  inv.Action,
 		args:    inv.Args,
-		env:     buildEnvironment(&p, inv, l.Environ()),
+		env:     env,
 		runsDir: l.RunsDir,
 		log:     log,
 	})
@@ -149,7 +153,9 @@ func (l *Local) VariableNames(inv Invocation) []string {
 	if !ok {
 		return nil
 	}
-	vars := buildEnvironment(&p, inv, l.Environ()).forRun("", "")
+	// A variable whose file cannot be read is left out; the run says why.
+	env, _ := buildEnvironment(&p, inv, l.Environ())
+	vars := env.forRun("", "")
 	names := make([]string, 0, len(vars))
 	for _, kv := range vars {
 		name, _, _ := strings.Cut(kv, "=")

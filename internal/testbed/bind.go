@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 )
 
 // BIND is a running named serving one zone that accepts TSIG-signed dynamic
@@ -50,6 +51,13 @@ func StartBIND(t TB, zone string) *BIND {
 // StartBINDOn is StartBIND listening on host, an address of this machine.
 func StartBINDOn(t TB, zone, host string) *BIND {
 	t.Helper()
+	return StartBINDOnPort(t, zone, host, 0)
+}
+
+// StartBINDOnPort is StartBINDOn on port, or a free port when it is 0. A
+// port below 1024 needs root, which gives named the one capability it takes.
+func StartBINDOnPort(t TB, zone, host string, port int) *BIND {
+	t.Helper()
 	named, err := exec.LookPath("named")
 	if err != nil {
 		if _, statErr := os.Stat("/usr/sbin/named"); statErr != nil {
@@ -75,7 +83,10 @@ func StartBINDOn(t TB, zone, host string) *BIND {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		b.Port = freePort(t)
+		b.Port = port
+		if port == 0 {
+			b.Port = freePort(t)
+		}
 		b.Addr = net.JoinHostPort(b.Host, strconv.Itoa(b.Port))
 		if lastErr = b.start(named); lastErr == nil {
 			t.Cleanup(b.stop)
@@ -142,6 +153,9 @@ zone "%[6]s" {
 				}
 			}
 			b.cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+			if b.Port < 1024 {
+				b.cmd.SysProcAttr.AmbientCaps = []uintptr{unix.CAP_NET_BIND_SERVICE}
+			}
 		}
 	}
 	if err := b.cmd.Start(); err != nil {

@@ -478,7 +478,7 @@ func applyManifest(t *testing.T, kubectl policyKubectl, dir, file, manifest stri
 func testPolicyDefaultInstall(t *testing.T, kubectl policyKubectl, dir string) {
 	group := defaultRelease.group
 	good := map[string]string{
-		"README Issuer":           readmeBlock(t, "apiVersion: cert-manager.io/v1\nkind: Issuer\n"),
+		"README Issuer":           readmeBlock(t, readmeIssuerPrefix),
 		"deploy/examples Issuer":  readFile(t, filepath.Join(testbed.RepoRoot(t), "deploy", "examples", "issuer-default-mode.yaml")),
 		"the default program":     issuerManifest("no-program", group, "{}"),
 		"every allowed variable":  issuerManifest("all-variables", group, "{program: nsupdate, env: {NSUPDATE_SERVER: {secretKeyRef: {name: a, key: b}}, NSUPDATE_PORT: {secretKeyRef: {name: a, key: c}}, NSUPDATE_ZONE: {secretKeyRef: {name: a, key: d}}, TSIG_KEY_NAME: {secretKeyRef: {name: a, key: e}}, TSIG_ALGORITHM: {secretKeyRef: {name: a, key: f}}, TSIG_SECRET: {secretKeyRef: {name: a, key: g}}}}"),
@@ -514,7 +514,7 @@ func testPolicyDefaultInstall(t *testing.T, kubectl policyKubectl, dir string) {
 			`solverName "exec-webhook" is not served by this webhook (groupName acme.example.com), whose one solver is "exec"; ` + notFound},
 		"deploy/examples ClusterIssuer, whose RAW program the defaults lack": {
 			readFile(t, filepath.Join(testbed.RepoRoot(t), "deploy", "examples", "clusterissuer-raw-mode.yaml")),
-			`issuer config: program "lego-raw" is not configured; choose one of: nsupdate`},
+			`issuer config: program "nsupdate-raw" is not configured; choose one of: nsupdate`},
 	}
 	for name, tc := range bad {
 		t.Run(name, func(t *testing.T) {

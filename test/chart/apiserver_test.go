@@ -79,6 +79,20 @@ func TestInstallOnAPIServer(t *testing.T) {
 			denied: append([]string{"get secrets -n cert-manager", "get secrets -n team-a"}, noRaw...),
 		},
 	}
+	// What each install's NOTES print: an issuer for a namespace it granted.
+	notes := map[string]notesWant{
+		"default.yaml": {kind: "ClusterIssuer", namespace: "cert-manager", lines: []string{
+			"  - nsupdate (default mode; Issuers that name no program get it)\n" +
+				"      from the Issuer's Secret: NSUPDATE_SERVER, NSUPDATE_PORT, NSUPDATE_ZONE, TSIG_KEY_NAME, TSIG_ALGORITHM, TSIG_SECRET\n" +
+				"      allowedNamespaces: any\n      allowedDomains: any\n",
+			"The webhook may read Secrets only in: cert-manager.\n"}},
+		"ha.yaml": {kind: "Issuer", namespace: "team-a", lines: []string{"The webhook may read Secrets only in: cert-manager, team-a, team-b.\n"}},
+		"raw-and-scripts.yaml": {kind: "Issuer", namespace: "team-a", lines: []string{
+			"  - raw (RAW mode; Issuers that name no program get it)\n      from the Issuer's Secret: API_TOKEN\n" +
+				"      allowedNamespaces: team-a, cm-resources\n      allowedDomains: example.com, corp.example.\n"}},
+		"host-network.yaml":       {kind: "ClusterIssuer", namespace: "cert-manager"},
+		"existing-configmap.yaml": {lines: []string{"Programs come from ConfigMap my-solver-config", "The webhook reads no Secret (secretsAccess.scope none)"}},
+	}
 	// Before the README's install: its admission policy refuses the RAW
 	// example, whose program the README's install does not configure.
 	t.Run("deploy/examples", func(t *testing.T) {
@@ -87,6 +101,7 @@ func TestInstallOnAPIServer(t *testing.T) {
 		}
 	})
 	t.Run("README", func(t *testing.T) { readmeInstall(t, cp, kubeconfig, kubectl) })
+	t.Run("README's admin credential", func(t *testing.T) { readmeAdminCredential(t, cp, kubeconfig, kubectl) })
 	for _, values := range valueSets(t) {
 		name := filepath.Base(values)
 		want, ok := tests[name]
@@ -101,11 +116,7 @@ func TestInstallOnAPIServer(t *testing.T) {
 			if err != nil {
 				t.Fatalf("helm install: %v", err)
 			}
-			for _, s := range []string{"groupName: " + group, "solverName: exec"} {
-				if !strings.Contains(out, s) {
-					t.Errorf("NOTES lack %q:\n%s", s, out)
-				}
-			}
+			checkNotes(t, cp, kubectl, release, group, out, notes[name])
 			sa := "system:serviceaccount:" + releaseNamespace + ":" + release + "-cert-manager-webhook-exec"
 			check := func(who string, entries []string, wantAllowed bool) {
 				for _, entry := range entries {

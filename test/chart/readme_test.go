@@ -12,6 +12,7 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -23,31 +24,14 @@ import (
 // text starts with prefix, so the README's examples are the tests' input.
 func readmeBlock(t *testing.T, prefix string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testbed.RepoRoot(t), "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found []string
-	var body []string
-	inBlock := false
-	for _, line := range strings.Split(string(data), "\n") {
-		switch {
-		case strings.HasPrefix(line, "```") && !inBlock:
-			inBlock, body = true, nil
-		case strings.HasPrefix(line, "```"):
-			inBlock = false
-			if text := strings.Join(body, "\n") + "\n"; strings.HasPrefix(text, prefix) {
-				found = append(found, text)
-			}
-		case inBlock:
-			body = append(body, line)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("README has %d code blocks starting with %q, want 1", len(found), prefix)
-	}
-	return found[0]
+	return testbed.FencedBlock(t, "README.md", prefix)
 }
+
+// The README's Issuer and ClusterIssuer, each in a block with the Secret it reads.
+const (
+	readmeIssuerPrefix        = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: rfc2136\n  namespace: team-a\n"
+	readmeClusterIssuerPrefix = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: rfc2136\n  namespace: cert-manager "
+)
 
 // anyPath accepts every program path: the README's paths are in a cluster's image.
 func anyPath(string) error { return nil }
@@ -89,16 +73,16 @@ func TestReadmeSolverConfig(t *testing.T) {
 }
 
 // readmeInstall runs the README's `helm install` command against the test API
-// server, then applies its Issuer and ClusterIssuer with server-side
-// validation and checks that the Issuer works with the installed config.
+// server, then applies its Issuer, and its ClusterIssuer after its
+// values-raw.yaml, with server-side validation, and checks each against the
+// installed config; and the NOTES of the install.
 func readmeInstall(t *testing.T, cp *testbed.ControlPlane, kubeconfig string, kubectl func(*testing.T, ...string) (string, error)) {
-	command := strings.ReplaceAll(readmeBlock(t, "helm install "), "\\\n", " ")
+	commands := testbed.ShellCommands(t, readmeBlock(t, "helm install "))
+	if len(commands) != 1 {
+		t.Fatalf("the README's helm install block holds %d commands, want 1", len(commands))
+	}
 	var args []string
-	for _, word := range strings.Fields(command) {
-		word = strings.Trim(word, "'")
-		if strings.ContainsAny(word, `'"\`) {
-			t.Fatalf("the README's helm command has quoting this test does not parse: %s", word)
-		}
+	for _, word := range commands[0] {
 		args = append(args, strings.Replace(word, "./charts/cert-manager-webhook-exec", chartDir(t), 1))
 	}
 	out, err := helm(t, append(args[1:], "--kubeconfig", kubeconfig)...)
@@ -107,9 +91,8 @@ func readmeInstall(t *testing.T, cp *testbed.ControlPlane, kubeconfig string, ku
 	}
 	release := args[2]
 	waitPolicyActive(t, cp, policyRelease{name: release, group: "acme.example.com"})
-	if !strings.Contains(out, "groupName: acme.example.com") {
-		t.Errorf("NOTES lack the installed group:\n%s", out)
-	}
+	checkNotes(t, cp, kubectl, release, "acme.example.com", out, notesWant{kind: "Issuer", namespace: "team-a", lines: []string{
+		"The webhook may read Secrets only in: cert-manager, team-a.\n"}})
 	sa := "system:serviceaccount:cert-manager:" + release + "-cert-manager-webhook-exec"
 	if !canI(t, cp, sa, "get secrets -n team-a") || canI(t, cp, sa, "get secrets -n team-b") {
 		t.Errorf("with secretsAccess.namespaces={team-a}, %s must read Secrets in team-a only", sa)
@@ -124,46 +107,116 @@ func readmeInstall(t *testing.T, cp *testbed.ControlPlane, kubeconfig string, ku
 		t.Fatalf("the installed solver config does not load: %v", err)
 	}
 
-	for _, kind := range []string{"Issuer", "ClusterIssuer"} {
-		manifest := readmeBlock(t, "apiVersion: cert-manager.io/v1\nkind: "+kind+"\n")
-		file := filepath.Join(t.TempDir(), kind+".yaml")
-		if err := os.WriteFile(file, []byte(manifest), 0o600); err != nil {
-			t.Fatal(err)
+	required := requiredVariables(t, filepath.Join(testbed.RepoRoot(t), "examples", "nsupdate.sh"))
+	readmeIssuer(t, kubectl, installed, "Issuer", readmeIssuerPrefix, required)
+	// The ClusterIssuer's RAW program comes with the README's values-raw.yaml:
+	// until then the chart's admission policy refuses it at apply time.
+	refusal := ` denied request: issuer config: program "nsupdate-raw" is not configured; choose one of: nsupdate`
+	if out, err := applyDryRun(t, kubectl, readmeBlock(t, readmeClusterIssuerPrefix)); err == nil || !strings.HasSuffix(out, refusal) {
+		t.Errorf("the README's ClusterIssuer before values-raw.yaml: %v: %s\nwant the admission policy's refusal:%s", err, out, refusal)
+	}
+	valuesRaw := filepath.Join(t.TempDir(), "values-raw.yaml")
+	if err := os.WriteFile(valuesRaw, []byte(readmeBlock(t, "# values-raw.yaml")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := helm(t, "upgrade", release, chartDir(t), "--namespace", "cert-manager", "--reuse-values", "-f", valuesRaw, "--kubeconfig", kubeconfig); err != nil {
+		t.Fatalf("helm upgrade with the README's values-raw.yaml: %v", err)
+	}
+	cm, err = cp.Kube.CoreV1().ConfigMaps("cert-manager").Get(context.Background(), release+"-cert-manager-webhook-exec-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if installed, err = solver.ParseConfig([]byte(cm.Data["config.yaml"]), readmeDefaults, anyPath); err != nil {
+		t.Fatalf("the solver config with values-raw.yaml does not load: %v", err)
+	}
+	// The upgraded policy reaches the API server's admission a moment later.
+	waitVerdict(t, "the admission policy to admit the README's ClusterIssuer", func() bool {
+		_, err := applyDryRun(t, kubectl, readmeBlock(t, readmeClusterIssuerPrefix))
+		return err == nil
+	})
+	readmeIssuer(t, kubectl, installed, "ClusterIssuer", readmeClusterIssuerPrefix, required)
+	readmeIssuer(t, kubectl, installed, "Issuer", readmeIssuerPrefix, required)
+}
+
+// readmeIssuer checks the README's issuer of kind in the block starting with
+// prefix against the installed solver config: the API server takes it, and
+// it fills, from the Secret beside it, every variable the program requires
+// and only variables the program allows.
+func readmeIssuer(t *testing.T, kubectl func(*testing.T, ...string) (string, error), installed *solver.Config, kind, prefix string, required []string) {
+	t.Helper()
+	manifest := readmeBlock(t, prefix)
+	if out, err := applyDryRun(t, kubectl, manifest); err != nil {
+		t.Fatalf("the README's %s: %v: %s", kind, err, out)
+	}
+	var secret corev1.Secret
+	var issuer cmapi.ClusterIssuer // an Issuer's fields are the same
+	for _, doc := range strings.Split(manifest, "\n---\n") {
+		target := any(&issuer)
+		if strings.Contains(doc, "\nkind: Secret\n") {
+			target = &secret
 		}
-		out, err := kubectl(t, "apply", "--dry-run=server", "-f", file)
-		if kind == "ClusterIssuer" {
-			// Its RAW program is the README's own example, not the chart
-			// default: the chart's admission policy refuses it at apply time.
-			refusal := ` denied request: issuer config: program "lego-raw" is not configured; choose one of: nsupdate`
-			if err == nil || !strings.HasSuffix(out, refusal) {
-				t.Errorf("the README's ClusterIssuer: %v: %s\nwant the admission policy's refusal:%s", err, out, refusal)
-			}
-		} else if err != nil {
-			t.Fatalf("the README's %s: %v: %s", kind, err, out)
+		if err := yaml.UnmarshalStrict([]byte(doc), target); err != nil {
+			t.Fatalf("the README's %s block: %v", kind, err)
 		}
-		var issuer cmapi.Issuer
-		if err := yaml.Unmarshal([]byte(manifest), &issuer); err != nil {
-			t.Fatal(err)
+	}
+	if issuer.Kind != kind {
+		t.Fatalf("the README's block holds a %q, want a %s", issuer.Kind, kind)
+	}
+	webhook := issuer.Spec.ACME.Solvers[0].DNS01.Webhook
+	if webhook.GroupName != "acme.example.com" || webhook.SolverName != "exec" {
+		t.Errorf("the README's %s names group %q, solver %q", kind, webhook.GroupName, webhook.SolverName)
+	}
+	ic, err := solver.ParseIssuerConfig(webhook.Config.Raw)
+	if err != nil {
+		t.Fatalf("the README's %s config: %v", kind, err)
+	}
+	program := installed.Programs[ic.Program]
+	if program == nil {
+		t.Fatalf("the README's %s names program %q; the chart installs %v", kind, ic.Program, installed.ProgramNames())
+	}
+	for name, source := range ic.Env {
+		if !slices.Contains(program.SecretEnv, name) {
+			t.Errorf("the README's %s sets %s, which the installed program %q does not allow (secretEnv %v)", kind, name, ic.Program, program.SecretEnv)
 		}
-		webhook := issuer.Spec.ACME.Solvers[0].DNS01.Webhook
-		if webhook.GroupName != "acme.example.com" || webhook.SolverName != "exec" {
-			t.Errorf("the README's %s names group %q, solver %q", kind, webhook.GroupName, webhook.SolverName)
+		if ref := source.SecretKeyRef; ref.Name != secret.Name || secret.StringData[ref.Key] == "" {
+			t.Errorf("the README's %s reads %s from Secret %s key %q, which the Secret beside it (%s) does not fill", kind, name, ref.Name, ref.Key, secret.Name)
 		}
-		ic, err := solver.ParseIssuerConfig(webhook.Config.Raw)
-		if err != nil {
-			t.Fatalf("the README's %s config: %v", kind, err)
+	}
+	for _, name := range required {
+		if _, ok := ic.Env[name]; !ok {
+			t.Errorf("the README's %s does not set %s, which %s requires", kind, name, program.Path)
 		}
-		if kind != "Issuer" {
-			continue // its RAW program is the README's own example, not the chart default
-		}
-		program := installed.Programs[ic.Program]
-		if program == nil {
-			t.Fatalf("the README's Issuer names program %q; the chart installs %v", ic.Program, installed.ProgramNames())
-		}
-		for name := range ic.Env {
-			if !slices.Contains(program.SecretEnv, name) {
-				t.Errorf("the README's Issuer sets %s, which the installed program %q does not allow (secretEnv %v)", name, ic.Program, program.SecretEnv)
+	}
+}
+
+// requiredVariables lists the variables a shell script requires, by its
+// `: "${NAME:?...}"` lines.
+func requiredVariables(t *testing.T, script string) []string {
+	t.Helper()
+	data, err := os.ReadFile(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, `: "${`); ok {
+			if name, _, ok := strings.Cut(rest, ":?"); ok {
+				names = append(names, name)
 			}
 		}
 	}
+	if len(names) == 0 {
+		t.Fatalf("%s requires no variable by a `: \"${NAME:?` line", script)
+	}
+	return names
+}
+
+// applyDryRun submits manifest to the API server without creating it.
+func applyDryRun(t *testing.T, kubectl func(*testing.T, ...string) (string, error), manifest string) (string, error) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "manifest.yaml")
+	if err := os.WriteFile(file, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kubectl(t, "apply", "--dry-run=server", "-f", file)
 }

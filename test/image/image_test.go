@@ -8,6 +8,7 @@ package image
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,10 @@ const examplesDir = "/usr/local/share/cert-manager-webhook-exec/examples"
 // for all tests.
 var engine *podman
 
+// withPackages is the image docs/add-packages/Dockerfile makes of it
+// (hack/add-packages.sh, with python3), loaded into engine's storage too.
+var withPackages string
+
 func TestMain(m *testing.M) {
 	os.Exit(runTests(m))
 }
@@ -46,7 +51,9 @@ func runTests(m *testing.M) int {
 	}
 	engine = &podman{dir: dir}
 	code := 1
-	if err := engine.load(archive); err != nil {
+	if engine.image, err = engine.load(archive); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	} else if withPackages, err = engine.load(os.Getenv("ADD_PACKAGES_ARCHIVE")); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	} else {
 		code = m.Run()
@@ -74,8 +81,8 @@ func TestImageCheckAgainstBIND(t *testing.T) {
 		}
 	}
 	tests := map[string]struct {
-		program string
-		want    []string
+		image, program string
+		want           []string
 	}{
 		"default mode": {program: "nsupdate", want: []string{
 			`program "nsupdate": ` + examplesDir + "/nsupdate.sh (default mode, timeout 30s)",
@@ -88,12 +95,16 @@ func TestImageCheckAgainstBIND(t *testing.T) {
 			"$ " + examplesDir + "/nsupdate.sh present -- check.example.com ",
 			`PASS: program "nsupdate-raw"`,
 		}},
+		// Packages added on top leave the webhook and its tools working.
+		"default mode, with packages added": {image: withPackages, program: "nsupdate", want: []string{
+			`PASS: program "nsupdate" presents and cleans up _acme-challenge.check.example.com. as cert-manager needs`,
+		}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			// --env NAME without a value passes podman's own value, so the
 			// secret is in no command line.
-			out, exit := engine.run(t, []string{"--env", "TSIG_SECRET", "--volume", dir + ":/config:ro"},
+			out, exit := engine.runImage(t, cmp.Or(tc.image, engine.image), []string{"--env", "TSIG_SECRET", "--volume", dir + ":/config:ro"},
 				[]string{"TSIG_SECRET=" + bind.KeySecret},
 				"check", "--config", "/config/config.yaml", "--program", tc.program,
 				"--domain", "check.example.com", "--nameserver", bind.Addr)
@@ -171,6 +182,30 @@ func TestImageContents(t *testing.T) {
 	}
 }
 
+// TestAddPackagesImage: the image docs/add-packages/Dockerfile builds, with
+// python3 added, as hack/add-packages.sh builds it without network: a
+// program in Python runs there as the webhook's user, and the image is still
+// the webhook's (its user, entrypoint and tools).
+func TestAddPackagesImage(t *testing.T) {
+	program := "import json, os, ssl, urllib.request; print(json.dumps({'uid': os.getuid(), 'tls': ssl.OPENSSL_VERSION.split()[0]}))"
+	out, exit := engine.runImage(t, withPackages, []string{"--entrypoint", "python3"}, nil, "-c", program)
+	if want := `{"uid": 65532, "tls": "OpenSSL"}` + "\n"; exit != 0 || out != want {
+		t.Errorf("python3 in the image: exit status %d, output %q, want %q", exit, out, want)
+	}
+	inspect, err := engine.command(context.Background(), "image", "inspect",
+		"--format", "{{.Config.User}} {{json .Config.Entrypoint}}", withPackages).CombinedOutput()
+	if err != nil {
+		t.Fatalf("podman image inspect: %v\n%s", err, inspect)
+	}
+	if want := `65532:65532 ["/usr/local/bin/cert-manager-webhook-exec"]` + "\n"; string(inspect) != want {
+		t.Errorf("image config %q, want %q", inspect, want)
+	}
+	out, _ = engine.runImage(t, withPackages, []string{"--entrypoint", "/bin/sh"}, nil, "-c", "ls /var/cache/apt /var/lib/apt/lists 2>&1; find / -xdev -name '*.deb' | head -n3")
+	if strings.Contains(out, ".deb") || strings.Contains(out, ".bin") {
+		t.Errorf("the image keeps apt's caches or packages:\n%s", out)
+	}
+}
+
 // TestImageConfig: the image runs the webhook as UID 65532, not root, unless
 // the Pod says otherwise.
 func TestImageConfig(t *testing.T) {
@@ -215,18 +250,20 @@ func (p *podman) command(ctx context.Context, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, "podman", append(global, args...)...)
 }
 
-// load imports the docker-archive tarball and remembers the image it holds.
-func (p *podman) load(archive string) error {
+// load imports the docker-archive tarball and returns the image it holds.
+func (p *podman) load(archive string) (string, error) {
+	if archive == "" {
+		return "", errors.New("IMAGE_ARCHIVE or ADD_PACKAGES_ARCHIVE is not set: run `make test-image`, which builds the images and sets them")
+	}
 	out, err := p.command(context.Background(), "load", "--quiet", "--input", archive).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("podman load %s: %w\n%s", archive, err, out)
+		return "", fmt.Errorf("podman load %s: %w\n%s", archive, err, out)
 	}
 	ref, ok := strings.CutPrefix(strings.TrimSpace(string(out)), "Loaded image: ")
 	if !ok || strings.Contains(ref, "\n") {
-		return fmt.Errorf("podman load %s: want one image, got:\n%s", archive, out)
+		return "", fmt.Errorf("podman load %s: want one image, got:\n%s", archive, out)
 	}
-	p.image = ref
-	return nil
+	return ref, nil
 }
 
 // run runs a container of the image with podman's extra options, environment
@@ -235,6 +272,12 @@ func (p *podman) load(archive string) error {
 // network: every server of the test bed listens on loopback.
 func (p *podman) run(t *testing.T, options, env []string, args ...string) (string, int) {
 	t.Helper()
+	return p.runImage(t, p.image, options, env, args...)
+}
+
+// runImage is run with another image of the storage.
+func (p *podman) runImage(t *testing.T, image string, options, env []string, args ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// Podman run as root asks for open-file and process limits above the
@@ -242,7 +285,7 @@ func (p *podman) run(t *testing.T, options, env []string, args ...string) (strin
 	// (nofile 20000 here), and then fails; these fit under them.
 	runArgs := []string{"run", "--rm", "--network", "host",
 		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=20000:20000"}
-	runArgs = append(append(append(runArgs, options...), p.image), args...)
+	runArgs = append(append(append(runArgs, options...), image), args...)
 	cmd := p.command(ctx, runArgs...)
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer

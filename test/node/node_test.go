@@ -52,8 +52,10 @@ type cluster struct {
 	vars                    map[string]string
 	// tmp holds rendered manifests.
 	tmp string
-	// installed is when helm install started.
-	installed time.Time
+	// installed is when helm install started; installOutput is what it
+	// printed, the NOTES among it.
+	installed     time.Time
+	installOutput string
 	// scrapes counts scrape Pods, for their names.
 	scrapes int
 }
@@ -82,7 +84,8 @@ func TestNode(t *testing.T) {
 	})
 	c := &cluster{Node: n, root: root, helm: testbed.Asset(t, root, "helm"), tmp: t.TempDir()}
 	c.webhookRepo, c.webhookTag, _ = strings.Cut(images["webhook"].ref, ":")
-	c.bind = testbed.StartBINDOn(t, zone, n.IP)
+	// On port 53: the README's Issuer, as users copy it, names no port.
+	c.bind = testbed.StartBINDOnPort(t, zone, n.IP, 53)
 	c.pebble = testbed.StartPebbleOn(t, testbed.Asset(t, root, "pebble"), c.bind.Addr, logDir, "0.0.0.0", "pebble")
 	c.vars = map[string]string{
 		"NODE_IP":       n.IP,
@@ -108,7 +111,11 @@ func TestNode(t *testing.T) {
 						scenario{"RAW mode through a ClusterIssuer", c.rawClusterIssuer},
 						scenario{"helm upgrade adds a program without a restart; a broken config keeps the last good one", c.upgradeAddsProgram},
 						scenario{"check in the runner container against BIND", c.checkInRunner})
-				}})
+				}},
+				scenario{"copied as it is: the NOTES' Issuer and Secret", c.notesIssuer},
+				scenario{"copied as it is: the README's Issuer and ClusterIssuer", c.readmeIssuers},
+				scenario{"copied as it is: deploy/examples", c.deployExamples},
+				scenario{"copied as it is: the README's admin credential from a mounted Secret, rotated by kubectl apply alone", c.adminCredential})
 		}},
 		{"metrics scraped as the ServiceMonitor does", c.metricsThroughAPIServer},
 		{"a program sees only its own run: a spy beside another tenant's run, under check, and in the old layout", c.spy},
@@ -176,9 +183,15 @@ func (c *cluster) render(t *testing.T, name string, extra map[string]string) str
 	t.Helper()
 	vars := maps.Clone(c.vars)
 	maps.Copy(vars, extra)
-	text := testbed.Expand(t, string(readFile(t, filepath.Join("testdata", name))), vars)
-	// Not in t.TempDir(): a subtest's name may hold a comma, which kubectl -f splits on.
-	dir, err := os.MkdirTemp(c.tmp, "manifest-")
+	return c.writeTemp(t, name, testbed.Expand(t, string(readFile(t, filepath.Join("testdata", name))), vars))
+}
+
+// writeTemp writes text to a new file called name and returns its path.
+func (c *cluster) writeTemp(t *testing.T, name, text string) string {
+	t.Helper()
+	// Not in t.TempDir(): a subtest's name may hold a comma, which kubectl -f
+	// and helm --values split on.
+	dir, err := os.MkdirTemp(c.tmp, "file-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,14 +280,23 @@ func (c *cluster) install(t *testing.T) {
 	// Prometheus's account, which the chart binds to its metrics-reader role.
 	c.Kubectl(t, "create", "namespace", "monitoring")
 	c.Kubectl(t, "-n", "monitoring", "create", "serviceaccount", "prometheus")
-	start := time.Now()
-	c.installed = start
-	c.Helm(t, "install", release, c.chart(),
-		"--namespace", namespace,
-		"--set", "groupName="+groupName,
-		"--set", "secretsAccess.namespaces={team-a}",
+	// The README's command as it is, with its values-raw.yaml, and the
+	// test's image and ServiceMonitor.
+	commands := testbed.ShellCommands(t, testbed.FencedBlock(t, "README.md", "helm install "))
+	if len(commands) != 1 {
+		t.Fatalf("the README's helm install block holds %q, want one command", commands)
+	}
+	args := c.helmArgs(t, commands[0])
+	if want := []string{"install", release, c.chart(), "--namespace", namespace, "--set", "groupName=" + groupName}; !slices.Equal(args[:len(want)], want) {
+		t.Fatalf("the README's helm command is %q; this test's constants say %q", args, want)
+	}
+	args = append(args,
+		"--values", c.writeTemp(t, "values-raw.yaml", testbed.FencedBlock(t, "README.md", "# values-raw.yaml")),
 		"--values", filepath.Join("testdata", "values.yaml"),
 		"--set", "image.repository="+c.webhookRepo, "--set", "image.tag="+c.webhookTag)
+	start := time.Now()
+	c.installed = start
+	c.installOutput = c.Helm(t, args...)
 	name := "v1alpha1." + groupName
 	var caBundle string
 	waitUntil(t, "APIService "+name+" Available", 3*time.Minute, func() error {
@@ -311,6 +333,16 @@ func (c *cluster) install(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// helmArgs returns the arguments of a helm command copied from the README,
+// the chart's path made this checkout's.
+func (c *cluster) helmArgs(t *testing.T, command []string) []string {
+	t.Helper()
+	if len(command) < 2 || command[0] != "helm" {
+		t.Fatalf("%q is not a helm command", command)
+	}
+	return replaceArg(t, command[1:], "./charts/cert-manager-webhook-exec", c.chart())
 }
 
 // apiServiceConditions maps an APIService's condition types to their status.

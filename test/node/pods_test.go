@@ -97,6 +97,12 @@ func (c *cluster) scrape(t *testing.T, serviceAccount string) (string, bool) {
 // less those shutting down (a rollout's old Pods take their grace period).
 func (c *cluster) webhookPods(t *testing.T) []corev1.Pod {
 	t.Helper()
+	return c.releasePods(t, release)
+}
+
+// releasePods is webhookPods of another release.
+func (c *cluster) releasePods(t *testing.T, release string) []corev1.Pod {
+	t.Helper()
 	list, err := c.Kube.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{
 		LabelSelector: "app.kubernetes.io/instance=" + release + ",app.kubernetes.io/name=cert-manager-webhook-exec",
 	})
