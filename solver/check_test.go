@@ -372,7 +372,7 @@ func TestCheckShowsLimitsAndExercisesBreaker(t *testing.T) {
 			"  request 1: " + failure + "\n" +
 			"  request 2: " + failure + "\n" +
 			"  request 3 is answered at once, without a run:\n" +
-			`  program "fail" is paused for namespace "default" after 2 failed runs in a row (last: ` + failure + "); next try in 10s; cert-manager will retry\n",
+			`  program "fail" is paused for namespace "default" after 2 failed runs in a row (last: ` + failure + "); one run is let through after each pause (10s, doubling up to 1m0s); cert-manager will retry\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks\n%s\nreport:\n%s", want, out.String())

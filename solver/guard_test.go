@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,18 +56,17 @@ func runSteps(t *testing.T, p *Program, steps []step) {
 func TestBreakerTransitions(t *testing.T) {
 	p := &Program{Name: "dns", Timeout: 30 * time.Second, Breaker: Breaker{Failures: 3, Pause: 10 * time.Second, MaxPause: 30 * time.Second}}
 	last := `program "dns" present exited with status 1: error: 403`
-	paused := func(failures int, next string) string {
-		return fmt.Sprintf(`program "dns" is paused for namespace "team-a" after %d failed runs in a row (last: %s); next try in %s; cert-manager will retry`, failures, last, next)
-	}
+	// The same text through every pause: see TestRefusalTextStaysTheSame.
+	paused := fmt.Sprintf(`program "dns" is paused for namespace "team-a" after 3 failed runs in a row (last: %s); one run is let through after each pause (10s, doubling up to 30s); cert-manager will retry`, last)
 	tests := map[string][]step{
 		"closed until the third failure in a row; other namespaces unaffected": {
 			{namespace: "team-a", run: failedRun},
 			{namespace: "team-a", run: failedRun},
 			{namespace: "team-b", run: failedRun},
 			{namespace: "team-a", run: failedRun},
-			{namespace: "team-a", wantErr: paused(3, "10s")},
+			{namespace: "team-a", wantErr: paused},
 			{namespace: "team-b", run: nil},
-			{namespace: "team-a", advance: 4 * time.Second, wantErr: paused(3, "6s")},
+			{namespace: "team-a", advance: 4 * time.Second, wantErr: paused},
 		},
 		"a success in between starts the count again": {
 			{namespace: "team-a", run: failedRun},
@@ -80,11 +81,11 @@ func TestBreakerTransitions(t *testing.T) {
 			{namespace: "team-a", run: failedRun},
 			{namespace: "team-a", run: failedRun},
 			{namespace: "team-a", advance: 10 * time.Second, run: failedRun},
-			{namespace: "team-a", wantErr: paused(4, "20s")},
+			{namespace: "team-a", wantErr: paused},
 			{namespace: "team-a", advance: 20 * time.Second, run: failedRun},
-			{namespace: "team-a", wantErr: paused(5, "30s")},
+			{namespace: "team-a", wantErr: paused},
 			{namespace: "team-a", advance: 30 * time.Second, run: failedRun},
-			{namespace: "team-a", wantErr: paused(6, "30s")},
+			{namespace: "team-a", wantErr: paused},
 			{namespace: "team-a", advance: 30 * time.Second, run: nil},
 			{namespace: "team-a", run: failedRun},
 			{namespace: "team-a", run: nil},
@@ -97,21 +98,86 @@ func TestBreakerTransitions(t *testing.T) {
 		},
 		"exit status 75 asks to slow down": {
 			{namespace: "team-a", run: &runner.RunError{Program: "dns", Action: ActionPresent, ExitCode: exitTempFail}},
-			{namespace: "team-a", wantErr: `program "dns" is paused for namespace "team-a": it asked to slow down for 10s (program "dns" present exited with status 75); next try in 10s; cert-manager will retry`},
+			{namespace: "team-a", wantErr: `program "dns" is paused for namespace "team-a": it asked to slow down for 10s (program "dns" present exited with status 75); cert-manager will retry`},
 			{namespace: "team-a", advance: 10 * time.Second, run: nil},
 		},
 		"retry-after on stderr asks to slow down for that long": {
 			{namespace: "team-a", run: &runner.RunError{Program: "dns", Action: ActionPresent, ExitCode: 1, Tail: "429 Too Many Requests | retry-after: 120"}, stderr: []string{"429 Too Many Requests", "retry-after: 120"}},
-			{namespace: "team-a", advance: time.Minute, wantErr: `program "dns" is paused for namespace "team-a": it asked to slow down for 2m0s (program "dns" present exited with status 1: 429 Too Many Requests | retry-after: 120); next try in 1m0s; cert-manager will retry`},
+			{namespace: "team-a", advance: time.Minute, wantErr: `program "dns" is paused for namespace "team-a": it asked to slow down for 2m0s (program "dns" present exited with status 1: 429 Too Many Requests | retry-after: 120); cert-manager will retry`},
 			{namespace: "team-b", run: nil},
 		},
 		"retry-after after a success": {
 			{namespace: "team-a", run: nil, stderr: []string{"Retry-After: 5"}},
-			{namespace: "team-a", wantErr: `program "dns" is paused for namespace "team-a": it asked to slow down for 5s (retry-after: 5); next try in 5s; cert-manager will retry`},
+			{namespace: "team-a", wantErr: `program "dns" is paused for namespace "team-a": it asked to slow down for 5s (retry-after: 5); cert-manager will retry`},
 		},
 	}
 	for name, steps := range tests {
 		t.Run(name, func(t *testing.T) { runSteps(t, p, steps) })
+	}
+}
+
+// TestRefusalTextStaysTheSame: while a program keeps failing alike, every
+// refusal says the same, through a pause, its end, a trial in flight, a
+// failed trial and the longer pause after it, and so does the rate limit's
+// refusal while its next start draws nearer. cert-manager reconciles a
+// Challenge again at once when its status.reason changes and counts each
+// reconcile as a failure: a changing text would double its backoff.
+func TestRefusalTextStaysTheSame(t *testing.T) {
+	p := &Program{Name: "dns", Timeout: 10 * time.Second, Breaker: Breaker{Failures: 2, Pause: 10 * time.Second, MaxPause: time.Minute}}
+	g, clock := newFakeGuards()
+	refusals := map[string]bool{}
+	refuse := func(what string) {
+		t.Helper()
+		if _, err := g.admit(context.Background(), p, "team-a"); err != nil {
+			refusals[err.Error()] = true
+		} else {
+			t.Fatalf("%s: admitted, want a refusal", what)
+		}
+	}
+	for range 2 {
+		turn, err := g.admit(context.Background(), p, "team-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		turn.ran(runner.Result{}, failedRun)
+	}
+	refuse("as the pause starts")
+	clock.advance(7 * time.Second)
+	refuse("3s before the pause ends")
+	for _, pause := range []time.Duration{3 * time.Second, 20 * time.Second} {
+		clock.advance(pause)
+		trial, err := g.admit(context.Background(), p, "team-a")
+		if err != nil {
+			t.Fatalf("after a pause: %v", err)
+		}
+		refuse("beside the trial")
+		trial.ran(runner.Result{}, failedRun)
+		refuse("after a failed trial")
+		clock.advance(time.Second)
+	}
+	if len(refusals) != 1 {
+		t.Errorf("the breaker's refusals said %d different things: %q", len(refusals), slices.Sorted(maps.Keys(refusals)))
+	}
+
+	limited := &Program{Name: "dns", Timeout: 10 * time.Second, RateLimit: RateLimit{Runs: 1, Per: 10 * time.Minute}}
+	budget, cancel := context.WithDeadline(context.Background(), clock.now.Add(time.Hour))
+	defer cancel()
+	if _, err := g.admit(budget, limited, "team-a"); err != nil {
+		t.Fatal(err)
+	}
+	refusals = map[string]bool{}
+	for range 3 {
+		ctx, cancel := context.WithDeadline(context.Background(), clock.now.Add(RequestBudget))
+		if _, err := g.admit(ctx, limited, "team-a"); err != nil {
+			refusals[err.Error()] = true
+		} else {
+			t.Fatal("admitted past the rate limit")
+		}
+		cancel()
+		clock.advance(time.Minute)
+	}
+	if len(refusals) != 1 {
+		t.Errorf("the rate limit's refusals said %d different things: %q", len(refusals), slices.Sorted(maps.Keys(refusals)))
 	}
 }
 
@@ -140,7 +206,7 @@ func TestBreakerOneTrialAfterPause(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after the pause: %v", err)
 	}
-	want := `program "dns" is paused for namespace "team-a" (last failure: program "dns" present exited with status 1: error: 403); a run to see whether it works again is in flight; cert-manager will retry`
+	want := `program "dns" is paused for namespace "team-a" after 1 failed runs in a row (last: program "dns" present exited with status 1: error: 403); one run is let through after each pause (10s, doubling up to 1m0s); cert-manager will retry`
 	if _, err := g.admit(context.Background(), p, "team-a"); errString(err) != want {
 		t.Errorf("beside the trial: %q, want %q", errString(err), want)
 	}
@@ -178,7 +244,7 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("third run: %v, starts in %v, want 30s", err, waiting.start.Sub(clock.now))
 	}
 	// The one after is 60s away: refused at once.
-	want := `program "dns" is rate limited: 2 runs per 1m; next slot in 1m0s; cert-manager will retry`
+	want := `program "dns" is rate limited: 2 runs per 1m; cert-manager will retry`
 	if _, err := g.admit(budget(), p, "team-a"); errString(err) != want {
 		t.Errorf("fourth run: %q, want %q", errString(err), want)
 	}
