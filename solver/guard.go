@@ -231,16 +231,19 @@ func (t *turn) leave() {
 	}
 }
 
-// ran records a run's outcome in the namespace's breaker and leaves.
-func (t *turn) ran(res runner.Result, err error) {
+// ran records a run's outcome in the namespace's breaker, leaves, and
+// returns the error to answer with: the run's, or when the failed run paused
+// the program, the refusals' text, so that the Challenge's reason does not
+// change between the failed run and the refusals after it.
+func (t *turn) ran(res runner.Result, err error) error {
 	defer t.leave()
 	if t.pg.breaker.Failures == 0 {
-		return
+		return err
 	}
 	pause, slowDown := t.slowDown(res, err)
 	var runErr *runner.RunError
 	if !slowDown && err != nil && !errors.As(err, &runErr) {
-		return // not the program's failure: the runner's connection, say.
+		return err // not the program's failure: the runner's connection, say.
 	}
 	pg := t.pg
 	pg.mu.Lock()
@@ -269,7 +272,7 @@ func (t *turn) ran(res runner.Result, err error) {
 		b.failures++
 		b.lastFailure, b.slowDown = err.Error(), 0
 		if b.failures < pg.breaker.Failures && !t.trial {
-			return
+			return err
 		}
 		b.pausedUntil = now.Add(b.nextPause)
 		programPauses.WithLabelValues(pg.program, "failures").Inc()
@@ -277,6 +280,10 @@ func (t *turn) ran(res runner.Result, err error) {
 		log.Info("program paused after failed runs in a row", "failures", b.failures, "pause", b.nextPause, "lastFailure", b.lastFailure)
 		b.nextPause = min(2*b.nextPause, pg.breaker.MaxPause)
 	}
+	if err != nil {
+		return &explainedError{msg: pg.pausedError(t.namespace, b).Error(), cause: err}
+	}
+	return nil
 }
 
 // slowDown reports whether the run asked to slow down, and for how long: exit

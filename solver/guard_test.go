@@ -48,7 +48,10 @@ func runSteps(t *testing.T, p *Program, steps []step) {
 			t.Fatalf("step %d (%s): admit error = %q, want %q", i, st.namespace, got, st.wantErr)
 		}
 		if err == nil {
-			turn.ran(runner.Result{Stderr: st.stderr}, st.run)
+			// A run answers with an error exactly when it failed.
+			if answer := turn.ran(runner.Result{Stderr: st.stderr}, st.run); (answer == nil) != (st.run == nil) {
+				t.Fatalf("step %d (%s): the run's outcome %v answered %v", i, st.namespace, st.run, answer)
+			}
 		}
 	}
 }
@@ -118,45 +121,61 @@ func TestBreakerTransitions(t *testing.T) {
 
 // TestRefusalTextStaysTheSame: while a program keeps failing alike, every
 // refusal says the same, through a pause, its end, a trial in flight, a
-// failed trial and the longer pause after it, and so does the rate limit's
-// refusal while its next start draws nearer. cert-manager reconciles a
-// Challenge again at once when its status.reason changes and counts each
-// reconcile as a failure: a changing text would double its backoff.
+// failed trial and the longer pause after it, and so do the failed runs that
+// paused it; so does the rate limit's refusal while its next start draws
+// nearer. cert-manager reconciles a Challenge again at once when its
+// status.reason changes and counts each reconcile as a failure: a changing
+// text would double its backoff.
 func TestRefusalTextStaysTheSame(t *testing.T) {
 	p := &Program{Name: "dns", Timeout: 10 * time.Second, Breaker: Breaker{Failures: 2, Pause: 10 * time.Second, MaxPause: time.Minute}}
 	g, clock := newFakeGuards()
-	refusals := map[string]bool{}
+	answers := map[string]bool{}
 	refuse := func(what string) {
 		t.Helper()
 		if _, err := g.admit(context.Background(), p, "team-a"); err != nil {
-			refusals[err.Error()] = true
+			answers[err.Error()] = true
 		} else {
 			t.Fatalf("%s: admitted, want a refusal", what)
 		}
 	}
-	for range 2 {
+	// answered records what a request that ran answered, which still
+	// carries the run's error.
+	answered := func(err error) {
+		t.Helper()
+		var runErr *runner.RunError
+		if !errors.As(err, &runErr) {
+			t.Fatalf("answer %v does not carry the run's error", err)
+		}
+		answers[err.Error()] = true
+	}
+	run := func() error {
+		t.Helper()
 		turn, err := g.admit(context.Background(), p, "team-a")
 		if err != nil {
 			t.Fatal(err)
 		}
-		turn.ran(runner.Result{}, failedRun)
+		return turn.ran(runner.Result{}, failedRun)
 	}
+	if err := run(); err == nil || err.Error() != failedRun.Error() {
+		t.Fatalf("the first failed run answered %v, want its own error", err)
+	}
+	answered(run())
 	refuse("as the pause starts")
 	clock.advance(7 * time.Second)
 	refuse("3s before the pause ends")
-	for _, pause := range []time.Duration{3 * time.Second, 20 * time.Second} {
-		clock.advance(pause)
+	for _, toPauseEnd := range []time.Duration{3 * time.Second, 20 * time.Second} {
+		clock.advance(toPauseEnd)
 		trial, err := g.admit(context.Background(), p, "team-a")
 		if err != nil {
 			t.Fatalf("after a pause: %v", err)
 		}
 		refuse("beside the trial")
-		trial.ran(runner.Result{}, failedRun)
+		answered(trial.ran(runner.Result{}, failedRun))
 		refuse("after a failed trial")
 		clock.advance(time.Second)
 	}
-	if len(refusals) != 1 {
-		t.Errorf("the breaker's refusals said %d different things: %q", len(refusals), slices.Sorted(maps.Keys(refusals)))
+	if len(answers) != 1 {
+		t.Errorf("the breaker's answers said %d different things: %q", len(answers), slices.Sorted(maps.Keys(answers)))
 	}
 
 	limited := &Program{Name: "dns", Timeout: 10 * time.Second, RateLimit: RateLimit{Runs: 1, Per: 10 * time.Minute}}
@@ -165,19 +184,19 @@ func TestRefusalTextStaysTheSame(t *testing.T) {
 	if _, err := g.admit(budget, limited, "team-a"); err != nil {
 		t.Fatal(err)
 	}
-	refusals = map[string]bool{}
+	answers = map[string]bool{}
 	for range 3 {
 		ctx, cancel := context.WithDeadline(context.Background(), clock.now.Add(RequestBudget))
 		if _, err := g.admit(ctx, limited, "team-a"); err != nil {
-			refusals[err.Error()] = true
+			answers[err.Error()] = true
 		} else {
 			t.Fatal("admitted past the rate limit")
 		}
 		cancel()
 		clock.advance(time.Minute)
 	}
-	if len(refusals) != 1 {
-		t.Errorf("the rate limit's refusals said %d different things: %q", len(refusals), slices.Sorted(maps.Keys(refusals)))
+	if len(answers) != 1 {
+		t.Errorf("the rate limit's refusals said %d different things: %q", len(answers), slices.Sorted(maps.Keys(answers)))
 	}
 }
 
@@ -200,7 +219,9 @@ func TestBreakerOneTrialAfterPause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first.ran(runner.Result{}, failedRun)
+	if err := first.ran(runner.Result{}, failedRun); !errors.Is(err, failedRun) {
+		t.Fatalf("the failed run answered %v", err)
+	}
 	clock.advance(10 * time.Second)
 	trial, err := g.admit(context.Background(), p, "team-a")
 	if err != nil {
@@ -216,7 +237,9 @@ func TestBreakerOneTrialAfterPause(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after a trial that did not run: %v", err)
 	}
-	next.ran(runner.Result{}, nil)
+	if err := next.ran(runner.Result{}, nil); err != nil {
+		t.Fatalf("the successful trial answered %v", err)
+	}
 	if _, err := g.admit(context.Background(), p, "team-a"); err != nil {
 		t.Errorf("after a successful trial: %v", err)
 	}
