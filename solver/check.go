@@ -400,7 +400,7 @@ func (c *checker) exerciseBreaker(ctx context.Context, value string, creds rawCr
 			return
 		}
 		res, err := c.runQuietly(ctx, ActionPresent, value, creds)
-		turn.ran(res, err)
+		err = turn.ran(res, err)
 		turn.leave()
 		if err == nil {
 			c.say("  request %d: present succeeded; the breaker stays closed", try)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -46,7 +48,10 @@ func runSteps(t *testing.T, p *Program, steps []step) {
 			t.Fatalf("step %d (%s): admit error = %q, want %q", i, st.namespace, got, st.wantErr)
 		}
 		if err == nil {
-			turn.ran(runner.Result{Stderr: st.stderr}, st.run)
+			// A run answers with an error exactly when it failed.
+			if answer := turn.ran(runner.Result{Stderr: st.stderr}, st.run); (answer == nil) != (st.run == nil) {
+				t.Fatalf("step %d (%s): the run's outcome %v answered %v", i, st.namespace, st.run, answer)
+			}
 		}
 	}
 }
@@ -54,18 +59,17 @@ func runSteps(t *testing.T, p *Program, steps []step) {
 func TestBreakerTransitions(t *testing.T) {
 	p := &Program{Name: "dns", Timeout: 30 * time.Second, Breaker: Breaker{Failures: 3, Pause: 10 * time.Second, MaxPause: 30 * time.Second}}
 	last := `program "dns" present exited with status 1: error: 403`
-	paused := func(failures int, next string) string {
-		return fmt.Sprintf(`program "dns" is paused for namespace "team-a" after %d failed runs in a row (last: %s); next try in %s; cert-manager will retry`, failures, last, next)
-	}
+	// The same text through every pause: see TestRefusalTextStaysTheSame.
+	paused := fmt.Sprintf(`program "dns" is paused for namespace "team-a" after 3 failed runs in a row (last: %s); one run is let through after each pause (10s, doubling up to 30s); cert-manager will retry`, last)
 	tests := map[string][]step{
 		"closed until the third failure in a row; other namespaces unaffected": {
 			{namespace: "team-a", run: failedRun},
 			{namespace: "team-a", run: failedRun},
 			{namespace: "team-b", run: failedRun},
 			{namespace: "team-a", run: failedRun},
-			{namespace: "team-a", wantErr: paused(3, "10s")},
+			{namespace: "team-a", wantErr: paused},
 			{namespace: "team-b", run: nil},
-			{namespace: "team-a", advance: 4 * time.Second, wantErr: paused(3, "6s")},
+			{namespace: "team-a", advance: 4 * time.Second, wantErr: paused},
 		},
 		"a success in between starts the count again": {
 			{namespace: "team-a", run: failedRun},
@@ -80,11 +84,11 @@ func TestBreakerTransitions(t *testing.T) {
 			{namespace: "team-a", run: failedRun},
 			{namespace: "team-a", run: failedRun},
 			{namespace: "team-a", advance: 10 * time.Second, run: failedRun},
-			{namespace: "team-a", wantErr: paused(4, "20s")},
+			{namespace: "team-a", wantErr: paused},
 			{namespace: "team-a", advance: 20 * time.Second, run: failedRun},
-			{namespace: "team-a", wantErr: paused(5, "30s")},
+			{namespace: "team-a", wantErr: paused},
 			{namespace: "team-a", advance: 30 * time.Second, run: failedRun},
-			{namespace: "team-a", wantErr: paused(6, "30s")},
+			{namespace: "team-a", wantErr: paused},
 			{namespace: "team-a", advance: 30 * time.Second, run: nil},
 			{namespace: "team-a", run: failedRun},
 			{namespace: "team-a", run: nil},
@@ -97,21 +101,102 @@ func TestBreakerTransitions(t *testing.T) {
 		},
 		"exit status 75 asks to slow down": {
 			{namespace: "team-a", run: &runner.RunError{Program: "dns", Action: ActionPresent, ExitCode: exitTempFail}},
-			{namespace: "team-a", wantErr: `program "dns" is paused for namespace "team-a": it asked to slow down for 10s (program "dns" present exited with status 75); next try in 10s; cert-manager will retry`},
+			{namespace: "team-a", wantErr: `program "dns" is paused for namespace "team-a": it asked to slow down for 10s (program "dns" present exited with status 75); cert-manager will retry`},
 			{namespace: "team-a", advance: 10 * time.Second, run: nil},
 		},
 		"retry-after on stderr asks to slow down for that long": {
 			{namespace: "team-a", run: &runner.RunError{Program: "dns", Action: ActionPresent, ExitCode: 1, Tail: "429 Too Many Requests | retry-after: 120"}, stderr: []string{"429 Too Many Requests", "retry-after: 120"}},
-			{namespace: "team-a", advance: time.Minute, wantErr: `program "dns" is paused for namespace "team-a": it asked to slow down for 2m0s (program "dns" present exited with status 1: 429 Too Many Requests | retry-after: 120); next try in 1m0s; cert-manager will retry`},
+			{namespace: "team-a", advance: time.Minute, wantErr: `program "dns" is paused for namespace "team-a": it asked to slow down for 2m0s (program "dns" present exited with status 1: 429 Too Many Requests | retry-after: 120); cert-manager will retry`},
 			{namespace: "team-b", run: nil},
 		},
 		"retry-after after a success": {
 			{namespace: "team-a", run: nil, stderr: []string{"Retry-After: 5"}},
-			{namespace: "team-a", wantErr: `program "dns" is paused for namespace "team-a": it asked to slow down for 5s (retry-after: 5); next try in 5s; cert-manager will retry`},
+			{namespace: "team-a", wantErr: `program "dns" is paused for namespace "team-a": it asked to slow down for 5s (retry-after: 5); cert-manager will retry`},
 		},
 	}
 	for name, steps := range tests {
 		t.Run(name, func(t *testing.T) { runSteps(t, p, steps) })
+	}
+}
+
+// TestRefusalTextStaysTheSame: while a program keeps failing alike, every
+// refusal says the same, through a pause, its end, a trial in flight, a
+// failed trial and the longer pause after it, and so do the failed runs that
+// paused it; so does the rate limit's refusal while its next start draws
+// nearer. cert-manager reconciles a Challenge again at once when its
+// status.reason changes and counts each reconcile as a failure: a changing
+// text would double its backoff.
+func TestRefusalTextStaysTheSame(t *testing.T) {
+	p := &Program{Name: "dns", Timeout: 10 * time.Second, Breaker: Breaker{Failures: 2, Pause: 10 * time.Second, MaxPause: time.Minute}}
+	g, clock := newFakeGuards()
+	answers := map[string]bool{}
+	refuse := func(what string) {
+		t.Helper()
+		if _, err := g.admit(context.Background(), p, "team-a"); err != nil {
+			answers[err.Error()] = true
+		} else {
+			t.Fatalf("%s: admitted, want a refusal", what)
+		}
+	}
+	// answered records what a request that ran answered, which still
+	// carries the run's error.
+	answered := func(err error) {
+		t.Helper()
+		var runErr *runner.RunError
+		if !errors.As(err, &runErr) {
+			t.Fatalf("answer %v does not carry the run's error", err)
+		}
+		answers[err.Error()] = true
+	}
+	run := func() error {
+		t.Helper()
+		turn, err := g.admit(context.Background(), p, "team-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return turn.ran(runner.Result{}, failedRun)
+	}
+	if err := run(); err == nil || err.Error() != failedRun.Error() {
+		t.Fatalf("the first failed run answered %v, want its own error", err)
+	}
+	answered(run())
+	refuse("as the pause starts")
+	clock.advance(7 * time.Second)
+	refuse("3s before the pause ends")
+	for _, toPauseEnd := range []time.Duration{3 * time.Second, 20 * time.Second} {
+		clock.advance(toPauseEnd)
+		trial, err := g.admit(context.Background(), p, "team-a")
+		if err != nil {
+			t.Fatalf("after a pause: %v", err)
+		}
+		refuse("beside the trial")
+		answered(trial.ran(runner.Result{}, failedRun))
+		refuse("after a failed trial")
+		clock.advance(time.Second)
+	}
+	if len(answers) != 1 {
+		t.Errorf("the breaker's answers said %d different things: %q", len(answers), slices.Sorted(maps.Keys(answers)))
+	}
+
+	limited := &Program{Name: "dns", Timeout: 10 * time.Second, RateLimit: RateLimit{Runs: 1, Per: 10 * time.Minute}}
+	budget, cancel := context.WithDeadline(context.Background(), clock.now.Add(time.Hour))
+	defer cancel()
+	if _, err := g.admit(budget, limited, "team-a"); err != nil {
+		t.Fatal(err)
+	}
+	answers = map[string]bool{}
+	for range 3 {
+		ctx, cancel := context.WithDeadline(context.Background(), clock.now.Add(RequestBudget))
+		if _, err := g.admit(ctx, limited, "team-a"); err != nil {
+			answers[err.Error()] = true
+		} else {
+			t.Fatal("admitted past the rate limit")
+		}
+		cancel()
+		clock.advance(time.Minute)
+	}
+	if len(answers) != 1 {
+		t.Errorf("the rate limit's refusals said %d different things: %q", len(answers), slices.Sorted(maps.Keys(answers)))
 	}
 }
 
@@ -134,13 +219,15 @@ func TestBreakerOneTrialAfterPause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first.ran(runner.Result{}, failedRun)
+	if err := first.ran(runner.Result{}, failedRun); !errors.Is(err, failedRun) {
+		t.Fatalf("the failed run answered %v", err)
+	}
 	clock.advance(10 * time.Second)
 	trial, err := g.admit(context.Background(), p, "team-a")
 	if err != nil {
 		t.Fatalf("after the pause: %v", err)
 	}
-	want := `program "dns" is paused for namespace "team-a" (last failure: program "dns" present exited with status 1: error: 403); a run to see whether it works again is in flight; cert-manager will retry`
+	want := `program "dns" is paused for namespace "team-a" after 1 failed runs in a row (last: program "dns" present exited with status 1: error: 403); one run is let through after each pause (10s, doubling up to 1m0s); cert-manager will retry`
 	if _, err := g.admit(context.Background(), p, "team-a"); errString(err) != want {
 		t.Errorf("beside the trial: %q, want %q", errString(err), want)
 	}
@@ -150,7 +237,9 @@ func TestBreakerOneTrialAfterPause(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after a trial that did not run: %v", err)
 	}
-	next.ran(runner.Result{}, nil)
+	if err := next.ran(runner.Result{}, nil); err != nil {
+		t.Fatalf("the successful trial answered %v", err)
+	}
 	if _, err := g.admit(context.Background(), p, "team-a"); err != nil {
 		t.Errorf("after a successful trial: %v", err)
 	}
@@ -178,7 +267,7 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("third run: %v, starts in %v, want 30s", err, waiting.start.Sub(clock.now))
 	}
 	// The one after is 60s away: refused at once.
-	want := `program "dns" is rate limited: 2 runs per 1m; next slot in 1m0s; cert-manager will retry`
+	want := `program "dns" is rate limited: 2 runs per 1m; cert-manager will retry`
 	if _, err := g.admit(budget(), p, "team-a"); errString(err) != want {
 		t.Errorf("fourth run: %q, want %q", errString(err), want)
 	}

@@ -416,8 +416,7 @@ func (s *Solver) runWithSecrets(ctx context.Context, st *state, p *Program, from
 	runCtx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
 	res, err := s.run(runCtx, runner.Invocation{Program: p.Name, Action: action, Args: args, Secrets: fromSecrets, Context: rc}, log)
-	turn.ran(res, err)
-	return err
+	return turn.ran(res, err)
 }
 
 // authorize finds the program the request's Issuer chose and checks that its

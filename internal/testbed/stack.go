@@ -122,8 +122,15 @@ func (s *Stack) IssuerSpec(accountSecret, webhookConfig string) cmapi.IssuerSpec
 // CreateIssuer creates a namespaced Issuer.
 func (s *Stack) CreateIssuer(t TB, namespace, name, webhookConfig string) {
 	t.Helper()
+	s.CreateIssuerWithSpec(t, namespace, name, s.IssuerSpec(name+"-account", webhookConfig))
+}
+
+// CreateIssuerWithSpec creates a namespaced Issuer from a spec IssuerSpec
+// returned and the caller changed.
+func (s *Stack) CreateIssuerWithSpec(t TB, namespace, name string, spec cmapi.IssuerSpec) {
+	t.Helper()
 	ensureNamespace(t, s.CP, namespace)
-	issuer := &cmapi.Issuer{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, Spec: s.IssuerSpec(name+"-account", webhookConfig)}
+	issuer := &cmapi.Issuer{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, Spec: spec}
 	if _, err := s.CP.CM.CertmanagerV1().Issuers(namespace).Create(context.Background(), issuer, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating Issuer %s/%s: %v", namespace, name, err)
 	}
