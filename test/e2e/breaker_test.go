@@ -48,6 +48,8 @@ const breakerConfig = `programs:
 // It counts the provider calls in the window and times the fix to the last
 // Ready Certificate in each namespace.
 func TestBreakerSparesProvider(t *testing.T) {
+	// Beside the other long scenario: each runs its own stack on free ports.
+	t.Parallel()
 	const (
 		certificates = 20
 		// Long enough for cert-manager's backoff (5 s doubling) to retry

@@ -27,6 +27,8 @@ import (
 const readyTimeout = 5 * time.Minute
 
 func TestEndToEnd(t *testing.T) {
+	// Beside the other long scenario: each runs its own stack on free ports.
+	t.Parallel()
 	root := testbed.RepoRoot(t)
 	logDir := t.TempDir()
 	argvLog := filepath.Join(t.TempDir(), "raw-argv")
