@@ -9,6 +9,7 @@
 #   hack/test-assets.sh golangci-lint
 #   hack/test-assets.sh cmcontroller  prints the path of cert-manager's controllers and cainjector
 #                                     (test infrastructure; static, so it fits a scratch image)
+#   hack/test-assets.sh cmcontroller-v1.19  the same, built from the oldest cert-manager release supported (v1.19)
 #   hack/test-assets.sh node         kubelet, kube-proxy, kube-controller-manager, kube-scheduler; prints their directory
 #
 # No prebuilt binary is downloaded: everything is compiled here. A cold build of
@@ -37,6 +38,7 @@ flock 9
 
 # build OUT MODDIR PKG EXPECTED LDFLAGS [CGO_ENABLED]: go build PKG inside
 # MODDIR into OUT, printing a heartbeat so a cold build is visibly alive.
+# EXTRA_GOFLAGS adds go flags (build tags, another go.mod).
 build() {
 	local out=$1 moddir=$2 pkg=$3 expected=$4 ldflags=$5 cgo=${6:-$(go env CGO_ENABLED)}
 	if [[ -x $out ]]; then
@@ -50,7 +52,7 @@ build() {
 	) &
 	local ticker=$!
 	local rc=0
-	(cd "$moddir" && CGO_ENABLED=$cgo GOFLAGS="-mod=mod -buildvcs=false" go build -ldflags "$ldflags" -o "$out.tmp" "$pkg") || rc=$?
+	(cd "$moddir" && CGO_ENABLED=$cgo GOFLAGS="-mod=mod -buildvcs=false ${EXTRA_GOFLAGS:-}" go build -ldflags "$ldflags" -o "$out.tmp" "$pkg") || rc=$?
 	kill "$ticker" 2>/dev/null || true
 	wait "$ticker" 2>/dev/null || true
 	if ((rc != 0)); then
@@ -123,6 +125,16 @@ cmcontroller)
 	build "$out" "$here/tools/cmcontroller" . "~6 min" "-s -w" 0
 	echo "$out"
 	;;
+cmcontroller-v1.19)
+	# The oldest cert-manager the README's compatibility table claims: the
+	# same main.go against that release's modules (go.v1.19.mod).
+	tool=$here/tools/cmcontroller
+	version=$(awk '$1 == "github.com/cert-manager/cert-manager" { print $2 }' "$tool/go.v1.19.mod")
+	revision=$(cd "$tool" && cat go.v1.19.mod go.v1.19.sum ./*.go | sha256sum | cut -c1-12)
+	out=$cache/cmcontroller-$version-$revision/cmcontroller
+	EXTRA_GOFLAGS="-tags=certmanager_v1_19 -modfile=go.v1.19.mod" build "$out" "$tool" . "~6 min" "-s -w" 0
+	echo "$out"
+	;;
 node)
 	kdir=$cache/kubernetes-$KUBE_VERSION
 	build "$kdir/kube-scheduler" "$here/tools/kube" k8s.io/kubernetes/cmd/kube-scheduler "~1 min" "$kube_ldflags"
@@ -137,7 +149,7 @@ golangci-lint)
 	echo "$dir/golangci-lint"
 	;;
 *)
-	log "unknown asset $1 (want: control-plane, node, helm, pebble, golangci-lint, cmcontroller)"
+	log "unknown asset $1 (want: control-plane, node, helm, pebble, golangci-lint, cmcontroller, cmcontroller-v1.19)"
 	exit 2
 	;;
 esac

@@ -49,6 +49,9 @@ type ControlPlaneOptions struct {
 	// Aggregation configures kube-apiserver to proxy aggregated APIs, such as
 	// this webhook's, with a front-proxy client certificate.
 	Aggregation bool
+	// CRDs is a directory of cert-manager CRDs; empty for those of the
+	// cert-manager module go.mod requires.
+	CRDs string
 }
 
 // StartControlPlane starts etcd and kube-apiserver (from TEST_ASSET_*, see
@@ -63,8 +66,12 @@ func StartControlPlane(t TB, opts ControlPlaneOptions) *ControlPlane {
 		t.Fatalf("%v", err)
 	}
 	cp := &ControlPlane{auditLog: filepath.Join(dir, "audit.log")}
+	crds := opts.CRDs
+	if crds == "" {
+		crds = CertManagerCRDs(t)
+	}
 	cp.Env = &envtest.Environment{
-		CRDDirectoryPaths:     []string{CertManagerCRDs(t)},
+		CRDDirectoryPaths:     []string{crds},
 		ErrorIfCRDPathMissing: true,
 	}
 	args := cp.Env.ControlPlane.GetAPIServer().Configure().

@@ -1,10 +1,13 @@
 package testbed
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -46,8 +49,55 @@ type StackOptions struct {
 	// RunnerEnv returns the admin's program variables for the running BIND
 	// (passEnv's values), which the runner process alone gets; nil for none.
 	RunnerEnv func(*BIND) []string
+	// CertManager is the cert-manager release to run; zero for the one
+	// go.mod requires.
+	CertManager CertManagerRelease
 	// Step reports progress.
 	Step func(format string, args ...any)
+}
+
+// CertManagerRelease is a cert-manager release as the tests run it: its
+// controllers (hack/test-assets.sh's asset) and its CRDs.
+type CertManagerRelease struct {
+	// Version is the cert-manager module version, such as v1.19.2.
+	Version string
+	// Asset names the controllers' binary for hack/test-assets.sh.
+	Asset string
+}
+
+// OldestCertManager is the oldest cert-manager release the README's
+// compatibility table claims: the version hack/tools/cmcontroller/go.v1.19.mod
+// requires, built by hack/test-assets.sh cmcontroller-v1.19.
+func OldestCertManager(t TB, repoRoot string) CertManagerRelease {
+	t.Helper()
+	modFile := filepath.Join(repoRoot, "hack", "tools", "cmcontroller", "go.v1.19.mod")
+	text, err := os.ReadFile(modFile)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	for line := range strings.Lines(string(text)) {
+		if fields := strings.Fields(line); len(fields) == 2 && fields[0] == "github.com/cert-manager/cert-manager" {
+			return CertManagerRelease{Version: fields[1], Asset: "cmcontroller-v1.19"}
+		}
+	}
+	t.Fatalf("%s requires no github.com/cert-manager/cert-manager", modFile)
+	return CertManagerRelease{}
+}
+
+// crds is the release's deploy/crds, from the module cache.
+func (r CertManagerRelease) crds(t TB) string {
+	t.Helper()
+	cmd := exec.Command("go", "mod", "download", "-json", "github.com/cert-manager/cert-manager@"+r.Version)
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("downloading cert-manager %s: %v", r.Version, err)
+	}
+	var module struct{ Dir string }
+	if err := json.Unmarshal(out, &module); err != nil || module.Dir == "" {
+		t.Fatalf("go mod download cert-manager %s: no directory in %s", r.Version, out)
+	}
+	return filepath.Join(module.Dir, "deploy", "crds")
 }
 
 // Asset returns the path hack/test-assets.sh prints for name, building it on first use.
@@ -80,12 +130,16 @@ func StartStack(t TB, opts StackOptions) *Stack {
 	var pebbleDir, controller, webhookBin string
 	timed("building the webhook, Pebble and cert-manager's controllers (cached after the first run)", func() {
 		pebbleDir = Asset(t, opts.RepoRoot, "pebble")
-		controller = Asset(t, opts.RepoRoot, "cmcontroller")
+		controller = Asset(t, opts.RepoRoot, cmp.Or(opts.CertManager.Asset, "cmcontroller"))
 		webhookBin = BuildWebhook(t, opts.RepoRoot, t.TempDir())
 	})
 	timed("starting BIND9 (authoritative for "+opts.Zone+")", func() { s.BIND = StartBIND(t, opts.Zone) })
 	timed("starting etcd and kube-apiserver with cert-manager's CRDs", func() {
-		s.CP = StartControlPlane(t, ControlPlaneOptions{Aggregation: true})
+		cpOpts := ControlPlaneOptions{Aggregation: true}
+		if opts.CertManager.Version != "" {
+			cpOpts.CRDs = opts.CertManager.crds(t)
+		}
+		s.CP = StartControlPlane(t, cpOpts)
 	})
 	timed("starting Pebble (ACME server)", func() { s.Pebble = StartPebble(t, pebbleDir, s.BIND.Addr, opts.LogDir) })
 	timed("starting the exec webhook (its webhook and runner processes) behind an APIService", func() {

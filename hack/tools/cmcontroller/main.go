@@ -118,11 +118,8 @@ func runControllers(ctx context.Context, args []string) error {
 			DNS01CheckAuthoritative: false,
 			DNS01CheckRetryPeriod:   *checkRetry,
 		},
-		SchedulerOptions: controllerpkg.SchedulerOptions{MaxConcurrentChallenges: 60},
-		CertificateOptions: controllerpkg.CertificateOptions{
-			CertificateRequestMinimumBackoffDuration: time.Second,
-			CertificateRequestMaximumBackoffDuration: 10 * time.Second,
-		},
+		SchedulerOptions:   controllerpkg.SchedulerOptions{MaxConcurrentChallenges: 60},
+		CertificateOptions: certificateOptions(),
 	})
 	if err != nil {
 		return err
