@@ -2,7 +2,8 @@
 #
 #   make demo          cert-manager issues a certificate through this webhook, on loopback
 #   make test          unit, conformance, integration, chart, end-to-end and node tests (builds test binaries once)
-#   make tools         build every test binary into the cache (etcd, the Kubernetes components, helm, pebble, cert-manager)
+#   make tools         build every test binary into the cache (etcd, the Kubernetes components, helm, pebble, cert-manager
+#                      and its oldest supported release)
 #   make test-unit     unit tests only (no cluster, no DNS server)
 #   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook's two processes on loopback
 #   make test-assets   build etcd, kube-apiserver and kubectl into the cache and print their paths
@@ -92,15 +93,20 @@ e2e test-e2e:
 	@hack/require-tools.sh
 	@hack/test-assets.sh pebble >/dev/null
 	@hack/test-assets.sh cmcontroller >/dev/null
+	@hack/test-assets.sh cmcontroller-v1.19 >/dev/null
 	@eval "$$(hack/test-assets.sh)"; \
 	$(GO) test -count=1 -tags e2e -timeout 20m -v ./test/e2e/...
 
+# Installs the Debian packages the suites need first (as root; otherwise it
+# prints the apt command), once, before make runs the suites side by side.
 .PHONY: tools
 tools:
+	@hack/require-tools.sh node
 	@hack/test-assets.sh >/dev/null
 	@hack/test-assets.sh helm >/dev/null
 	@hack/test-assets.sh pebble >/dev/null
 	@hack/test-assets.sh cmcontroller >/dev/null
+	@hack/test-assets.sh cmcontroller-v1.19 >/dev/null
 	@hack/test-assets.sh node >/dev/null
 
 # The end-to-end suites mostly wait (cert-manager sleeps 60 s after each DNS-01
