@@ -100,6 +100,14 @@ func TestInstallOnAPIServer(t *testing.T) {
 			t.Fatalf("%v: %s", err, out)
 		}
 	})
+	// What a user without Helm applies: each object valid on the server.
+	t.Run("deploy manifests", func(t *testing.T) {
+		deploy := filepath.Join(testbed.RepoRoot(t), "deploy")
+		if out, err := kubectl(t, "apply", "--dry-run=server", "-f", filepath.Join(deploy, "cert-manager-webhook-exec.yaml"),
+			"-f", filepath.Join(deploy, "admission-policy.yaml")); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	})
 	t.Run("README", func(t *testing.T) { readmeInstall(t, cp, kubeconfig, kubectl) })
 	t.Run("README's admin credential", func(t *testing.T) { readmeAdminCredential(t, cp, kubeconfig, kubectl) })
 	for _, values := range valueSets(t) {

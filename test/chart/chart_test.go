@@ -57,7 +57,8 @@ func valueSets(t *testing.T) []string {
 
 func render(t *testing.T, valuesFile string) string {
 	t.Helper()
-	out, err := helm(t, "template", "exec-webhook", chartDir(t), "--namespace", releaseNamespace, "--kube-version", "1.36.0", "-f", valuesFile)
+	out, err := helm(t, "template", "exec-webhook", chartDir(t), "--namespace", releaseNamespace, "--kube-version", "1.36.0",
+		"--api-versions", servedPolicyAPI, "-f", valuesFile)
 	if err != nil {
 		t.Fatalf("helm template -f %s: %v", filepath.Base(valuesFile), err)
 	}
@@ -84,13 +85,41 @@ func TestGoldenRenders(t *testing.T) {
 	}
 }
 
+// servedPolicyAPI is how Helm's capabilities name ValidatingAdmissionPolicy
+// v1 on a cluster that serves it (Kubernetes 1.30+), as its discovery does.
+const servedPolicyAPI = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+
 // TestDeployManifestsCurrent keeps deploy/ equal to the chart rendered with
-// its default values (regenerate with `make deploy-manifests`).
+// its default values for a cluster that serves ValidatingAdmissionPolicy v1
+// (regenerate with `make deploy-manifests`). The policy is a file of its own,
+// which a cluster without that API (Kubernetes 1.29) leaves out.
 func TestDeployManifestsCurrent(t *testing.T) {
-	path := filepath.Join(testbed.RepoRoot(t), "deploy", "cert-manager-webhook-exec.yaml")
+	deploy := filepath.Join(testbed.RepoRoot(t), "deploy")
 	header := "# Rendered from charts/cert-manager-webhook-exec with its default values and\n" +
 		"# groupName=acme.example.com in namespace cert-manager. Regenerate: make deploy-manifests\n"
-	compareOrUpdate(t, path, header+render(t, filepath.Join(testbed.RepoRoot(t), "testdata", "chart", "values", "default.yaml")))
+	policyHeader := "# The admission policy of deploy/cert-manager-webhook-exec.yaml, for Kubernetes 1.30 or later\n" +
+		"# (ValidatingAdmissionPolicy v1). Regenerate: make deploy-manifests\n"
+	webhook, policy := splitPolicy(render(t, filepath.Join(testbed.RepoRoot(t), "testdata", "chart", "values", "default.yaml")))
+	if policy == "" {
+		t.Fatal("the default render has no admission policy")
+	}
+	compareOrUpdate(t, filepath.Join(deploy, "cert-manager-webhook-exec.yaml"), header+webhook)
+	compareOrUpdate(t, filepath.Join(deploy, "admission-policy.yaml"), policyHeader+policy)
+}
+
+// splitPolicy separates a render's ValidatingAdmissionPolicy and binding
+// from its other documents, keeping the order of each.
+func splitPolicy(render string) (rest, policy string) {
+	for doc := range strings.SplitSeq(render, "---\n") {
+		switch {
+		case doc == "":
+		case strings.Contains(doc, "\nkind: ValidatingAdmissionPolicy\n"), strings.Contains(doc, "\nkind: ValidatingAdmissionPolicyBinding\n"):
+			policy += "---\n" + doc
+		default:
+			rest += "---\n" + doc
+		}
+	}
+	return rest, policy
 }
 
 func compareOrUpdate(t *testing.T, path, got string) {
@@ -270,18 +299,19 @@ config: {existingConfigMap: mine, programs: [{name: my-dns, path: /etc/cert-mana
 }
 
 // TestAdmissionPolicyRendered checks when the chart renders its
-// ValidatingAdmissionPolicy and binding: by default, and not when disabled or
-// on a Kubernetes without ValidatingAdmissionPolicy v1.
+// ValidatingAdmissionPolicy and binding: where the cluster serves that API
+// v1, and not when disabled, on a cluster serving only v1beta1 (Kubernetes
+// 1.29), or by `helm template` told of no cluster.
 func TestAdmissionPolicyRendered(t *testing.T) {
 	tests := map[string]struct {
 		args []string
 		want int
 	}{
-		"default":         {nil, 2},
-		"disabled":        {[]string{"--set", "admissionPolicy.enabled=false"}, 0},
-		"Kubernetes 1.29": {[]string{"--kube-version", "1.29.0"}, 0},
-		"Kubernetes 1.30": {[]string{"--kube-version", "1.30.0"}, 2},
-		"existing config": {[]string{"--set", "config.existingConfigMap=mine"}, 2},
+		"served":          {[]string{"--api-versions", servedPolicyAPI}, 2},
+		"disabled":        {[]string{"--api-versions", servedPolicyAPI, "--set", "admissionPolicy.enabled=false"}, 0},
+		"Kubernetes 1.29": {[]string{"--kube-version", "1.29.0", "--api-versions", "admissionregistration.k8s.io/v1beta1/ValidatingAdmissionPolicy"}, 0},
+		"no cluster":      {nil, 0},
+		"existing config": {[]string{"--api-versions", servedPolicyAPI, "--set", "config.existingConfigMap=mine"}, 2},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -292,6 +322,28 @@ func TestAdmissionPolicyRendered(t *testing.T) {
 			got := strings.Count(out, "\nkind: ValidatingAdmissionPolicy\n") + strings.Count(out, "\nkind: ValidatingAdmissionPolicyBinding\n")
 			if got != tc.want {
 				t.Errorf("rendered %d policy objects, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestKubeVersion checks Chart.yaml's kubeVersion against the oldest
+// Kubernetes the README's compatibility table claims.
+func TestKubeVersion(t *testing.T) {
+	tests := map[string]struct {
+		version string
+		wantErr string
+	}{
+		"1.28":   {"1.28.15", "chart requires kubeVersion: >=1.29.0-0 which is incompatible with Kubernetes v1.28.15"},
+		"1.29":   {"1.29.0", ""},
+		"1.36":   {"1.36.3", ""},
+		"1.37.0": {"1.37.0", ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := helm(t, "template", "x", chartDir(t), "--set", "groupName=a.example.com", "--kube-version", tc.version)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("error = %v\nwant %q", err, tc.wantErr)
 			}
 		})
 	}

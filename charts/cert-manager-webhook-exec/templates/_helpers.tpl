@@ -67,9 +67,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default .Values.certManager.namespace .Values.certManager.clusterResourceNamespace }}
 {{- end }}
 
-{{- /* "true" when the admission policy is rendered: asked for, and the cluster has ValidatingAdmissionPolicy v1 (1.30+). */ -}}
+{{- /* "true" when the admission policy is rendered: asked for, and the cluster serves
+ValidatingAdmissionPolicy v1 (Kubernetes 1.30+, unless an admin turned it off). Helm learns
+that from the cluster's discovery; `helm template` knows no cluster, so it renders the policy
+only with `--api-versions admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy`. */ -}}
 {{- define "webhook-exec.admissionPolicy" -}}
-{{- if and .Values.admissionPolicy.enabled (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version) }}true{{ end }}
+{{- if and .Values.admissionPolicy.enabled (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy") }}true{{ end }}
 {{- end }}
 
 {{- define "webhook-exec.policyParamsName" -}}
