@@ -20,7 +20,7 @@ set -euo pipefail
 ETCD_VERSION=v3.6.16
 # Matches the k8s.io libraries in go.mod (v0.36.x); the proxy has no v1.36.2.
 KUBE_VERSION=v1.36.3
-HELM_VERSION=v3.22.0
+HELM_VERSION=v4.3.2
 PEBBLE_VERSION=v2.10.3
 GOLANGCI_LINT_VERSION=v2.15.0
 # Matches github.com/cert-manager/cert-manager in go.mod and hack/tools/cmcontroller/go.mod.
@@ -108,9 +108,10 @@ install_tool() {
 case ${1:-control-plane} in
 control-plane) control_plane ;;
 helm)
-	dir=$(install_tool helm "$HELM_VERSION" \
-		"-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=36" \
-		"helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
+	# Helm 4 reads the Kubernetes version of its default capabilities from
+	# its client-go module's version in the build info.
+	dir=$(install_tool helm "$HELM_VERSION" "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+		"helm.sh/helm/v4/cmd/helm@$HELM_VERSION")
 	echo "$dir/helm"
 	;;
 pebble)
