@@ -83,6 +83,7 @@ test-unit:
 test-integration:
 	@hack/require-tools.sh
 	@hack/test-assets.sh helm >/dev/null
+	@hack/test-assets.sh helm3 >/dev/null
 	@eval "$$(hack/test-assets.sh)"; \
 	$(GO) test -race -count=1 -tags integration -timeout 20m ./test/integration/... ./test/chart/...
 	@eval "$$(hack/test-assets.sh)"; \
@@ -104,6 +105,7 @@ tools:
 	@hack/require-tools.sh node
 	@hack/test-assets.sh >/dev/null
 	@hack/test-assets.sh helm >/dev/null
+	@hack/test-assets.sh helm3 >/dev/null
 	@hack/test-assets.sh pebble >/dev/null
 	@hack/test-assets.sh cmcontroller >/dev/null
 	@hack/test-assets.sh cmcontroller-v1.19 >/dev/null

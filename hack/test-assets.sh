@@ -4,7 +4,8 @@
 # outside the clone keyed by version, and prints the settings that point at them.
 #
 #   hack/test-assets.sh              etcd, kube-apiserver, kubectl; prints TEST_ASSET_*
-#   hack/test-assets.sh helm         prints the path of a cached helm binary
+#   hack/test-assets.sh helm         prints the path of a cached helm binary (Helm 4)
+#   hack/test-assets.sh helm3        the same for Helm 3
 #   hack/test-assets.sh pebble       prints the directory holding pebble and pebble-challtestsrv
 #   hack/test-assets.sh golangci-lint
 #   hack/test-assets.sh cmcontroller  prints the path of cert-manager's controllers and cainjector
@@ -21,6 +22,8 @@ ETCD_VERSION=v3.6.16
 # Matches the k8s.io libraries in go.mod (v0.36.x); the proxy has no v1.36.2.
 KUBE_VERSION=v1.36.3
 HELM_VERSION=v4.3.2
+# Helm 3 is still in use: one install and upgrade runs with it (test/chart).
+HELM3_VERSION=v3.21.4
 PEBBLE_VERSION=v2.10.3
 GOLANGCI_LINT_VERSION=v2.15.0
 # Matches github.com/cert-manager/cert-manager in go.mod and hack/tools/cmcontroller/go.mod.
@@ -114,6 +117,12 @@ helm)
 		"helm.sh/helm/v4/cmd/helm@$HELM_VERSION")
 	echo "$dir/helm"
 	;;
+helm3)
+	dir=$(install_tool helm3 "$HELM3_VERSION" \
+		"-X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=36" \
+		"helm.sh/helm/v3/cmd/helm@$HELM3_VERSION")
+	echo "$dir/helm"
+	;;
 pebble)
 	install_tool pebble "$PEBBLE_VERSION" "" \
 		"github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_VERSION" \
@@ -150,7 +159,7 @@ golangci-lint)
 	echo "$dir/golangci-lint"
 	;;
 *)
-	log "unknown asset $1 (want: control-plane, node, helm, pebble, golangci-lint, cmcontroller, cmcontroller-v1.19)"
+	log "unknown asset $1 (want: control-plane, node, helm, helm3, pebble, golangci-lint, cmcontroller, cmcontroller-v1.19)"
 	exit 2
 	;;
 esac
