@@ -526,8 +526,8 @@ func testPolicyDefaultInstall(t *testing.T, kubectl policyKubectl, dir string) {
 	}
 
 	t.Run("README example", func(t *testing.T) {
-		manifest := readmeBlock(t, "# issuer.yaml")
-		command, want, _ := strings.Cut(readmeBlock(t, "$ kubectl apply -f issuer.yaml\n"), "\n")
+		manifest := configurationBlock(t, "# issuer.yaml")
+		command, want, _ := strings.Cut(configurationBlock(t, "$ kubectl apply -f issuer.yaml\n"), "\n")
 		if command != "$ kubectl apply -f issuer.yaml" {
 			t.Fatalf("README command %q", command)
 		}

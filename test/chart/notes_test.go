@@ -159,7 +159,7 @@ func readmeAdminCredential(t *testing.T, cp *testbed.ControlPlane, kubeconfig st
 		t.Fatal(err)
 	}
 	otherWay := filepath.Join(t.TempDir(), "other-way.yaml")
-	if err := os.WriteFile(otherWay, []byte(readmeBlock(t, "extraEnv:\n  - name: RFC2136_TSIG_SECRET\n")), 0o600); err != nil {
+	if err := os.WriteFile(otherWay, []byte(configurationBlock(t, "extraEnv:\n  - name: RFC2136_TSIG_SECRET\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var args []string

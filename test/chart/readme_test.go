@@ -27,10 +27,16 @@ func readmeBlock(t *testing.T, prefix string) string {
 	return testbed.FencedBlock(t, "README.md", prefix)
 }
 
-// The README's Issuer and ClusterIssuer, each in a block with the Secret it reads.
+// configurationBlock is readmeBlock for docs/configuration.md.
+func configurationBlock(t *testing.T, prefix string) string {
+	t.Helper()
+	return testbed.FencedBlock(t, "docs/configuration.md", prefix)
+}
+
+// The README's Issuer and docs/configuration.md's ClusterIssuer, each in a block with the Secret it reads.
 const (
-	readmeIssuerPrefix        = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: rfc2136\n  namespace: team-a\n"
-	readmeClusterIssuerPrefix = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: rfc2136\n  namespace: cert-manager "
+	readmeIssuerPrefix  = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: rfc2136\n  namespace: team-a\n"
+	clusterIssuerPrefix = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: rfc2136\n  namespace: cert-manager "
 )
 
 // anyPath accepts every program path: the README's paths are in a cluster's image.
@@ -42,7 +48,7 @@ var readmeDefaults = solver.Propagation{Timeout: time.Minute, Interval: 2 * time
 // valid solver config meaning what its comments say, and that its error
 // example is the error the solver gives.
 func TestReadmeSolverConfig(t *testing.T) {
-	reference := readmeBlock(t, "# "+solver.DefaultConfigPath)
+	reference := configurationBlock(t, "# "+solver.DefaultConfigPath)
 	cfg, err := solver.ParseConfig([]byte(reference), readmeDefaults, anyPath)
 	if err != nil {
 		t.Fatalf("the README's config reference does not load: %v", err)
@@ -66,7 +72,7 @@ func TestReadmeSolverConfig(t *testing.T) {
 	if err == nil {
 		t.Fatal("a timeout of 30 seconds loaded")
 	}
-	want := strings.TrimSpace(readmeBlock(t, "solver config "))
+	want := strings.TrimSpace(configurationBlock(t, "solver config "))
 	if got := "solver config " + solver.DefaultConfigPath + ": " + err.Error(); got != want {
 		t.Errorf("error example:\n got: %s\nwant: %s (README)", got, want)
 	}
@@ -108,15 +114,15 @@ func readmeInstall(t *testing.T, cp *testbed.ControlPlane, kubeconfig string, ku
 	}
 
 	required := requiredVariables(t, filepath.Join(testbed.RepoRoot(t), "examples", "nsupdate.sh"))
-	readmeIssuer(t, kubectl, installed, "Issuer", readmeIssuerPrefix, required)
+	readmeIssuer(t, kubectl, installed, "Issuer", readmeBlock(t, readmeIssuerPrefix), required)
 	// The ClusterIssuer's RAW program comes with the README's values-raw.yaml:
 	// until then the chart's admission policy refuses it at apply time.
 	refusal := ` denied request: issuer config: program "nsupdate-raw" is not configured; choose one of: nsupdate`
-	if out, err := applyDryRun(t, kubectl, readmeBlock(t, readmeClusterIssuerPrefix)); err == nil || !strings.HasSuffix(out, refusal) {
+	if out, err := applyDryRun(t, kubectl, configurationBlock(t, clusterIssuerPrefix)); err == nil || !strings.HasSuffix(out, refusal) {
 		t.Errorf("the README's ClusterIssuer before values-raw.yaml: %v: %s\nwant the admission policy's refusal:%s", err, out, refusal)
 	}
 	valuesRaw := filepath.Join(t.TempDir(), "values-raw.yaml")
-	if err := os.WriteFile(valuesRaw, []byte(readmeBlock(t, "# values-raw.yaml")), 0o600); err != nil {
+	if err := os.WriteFile(valuesRaw, []byte(configurationBlock(t, "# values-raw.yaml")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := helm(t, "upgrade", release, chartDir(t), "--namespace", "cert-manager", "--reuse-values", "-f", valuesRaw, "--kubeconfig", kubeconfig); err != nil {
@@ -131,22 +137,21 @@ func readmeInstall(t *testing.T, cp *testbed.ControlPlane, kubeconfig string, ku
 	}
 	// The upgraded policy reaches the API server's admission a moment later.
 	waitVerdict(t, "the admission policy to admit the README's ClusterIssuer", func() bool {
-		_, err := applyDryRun(t, kubectl, readmeBlock(t, readmeClusterIssuerPrefix))
+		_, err := applyDryRun(t, kubectl, configurationBlock(t, clusterIssuerPrefix))
 		return err == nil
 	})
-	readmeIssuer(t, kubectl, installed, "ClusterIssuer", readmeClusterIssuerPrefix, required)
-	readmeIssuer(t, kubectl, installed, "Issuer", readmeIssuerPrefix, required)
+	readmeIssuer(t, kubectl, installed, "ClusterIssuer", configurationBlock(t, clusterIssuerPrefix), required)
+	readmeIssuer(t, kubectl, installed, "Issuer", readmeBlock(t, readmeIssuerPrefix), required)
 }
 
-// readmeIssuer checks the README's issuer of kind in the block starting with
-// prefix against the installed solver config: the API server takes it, and
+// readmeIssuer checks the documented issuer of kind in manifest (a copyable
+// block of the README or docs/configuration.md) against the installed solver config: the API server takes it, and
 // it fills, from the Secret beside it, every variable the program requires
 // and only variables the program allows.
-func readmeIssuer(t *testing.T, kubectl func(*testing.T, ...string) (string, error), installed *solver.Config, kind, prefix string, required []string) {
+func readmeIssuer(t *testing.T, kubectl func(*testing.T, ...string) (string, error), installed *solver.Config, kind, manifest string, required []string) {
 	t.Helper()
-	manifest := readmeBlock(t, prefix)
 	if out, err := applyDryRun(t, kubectl, manifest); err != nil {
-		t.Fatalf("the README's %s: %v: %s", kind, err, out)
+		t.Fatalf("the documented %s: %v: %s", kind, err, out)
 	}
 	var secret corev1.Secret
 	var issuer cmapi.ClusterIssuer // an Issuer's fields are the same
@@ -156,7 +161,7 @@ func readmeIssuer(t *testing.T, kubectl func(*testing.T, ...string) (string, err
 			target = &secret
 		}
 		if err := yaml.UnmarshalStrict([]byte(doc), target); err != nil {
-			t.Fatalf("the README's %s block: %v", kind, err)
+			t.Fatalf("the documented %s block: %v", kind, err)
 		}
 	}
 	if issuer.Kind != kind {
@@ -164,27 +169,27 @@ func readmeIssuer(t *testing.T, kubectl func(*testing.T, ...string) (string, err
 	}
 	webhook := issuer.Spec.ACME.Solvers[0].DNS01.Webhook
 	if webhook.GroupName != "acme.example.com" || webhook.SolverName != "exec" {
-		t.Errorf("the README's %s names group %q, solver %q", kind, webhook.GroupName, webhook.SolverName)
+		t.Errorf("the documented %s names group %q, solver %q", kind, webhook.GroupName, webhook.SolverName)
 	}
 	ic, err := solver.ParseIssuerConfig(webhook.Config.Raw)
 	if err != nil {
-		t.Fatalf("the README's %s config: %v", kind, err)
+		t.Fatalf("the documented %s config: %v", kind, err)
 	}
 	program := installed.Programs[ic.Program]
 	if program == nil {
-		t.Fatalf("the README's %s names program %q; the chart installs %v", kind, ic.Program, installed.ProgramNames())
+		t.Fatalf("the documented %s names program %q; the chart installs %v", kind, ic.Program, installed.ProgramNames())
 	}
 	for name, source := range ic.Env {
 		if !slices.Contains(program.SecretEnv, name) {
-			t.Errorf("the README's %s sets %s, which the installed program %q does not allow (secretEnv %v)", kind, name, ic.Program, program.SecretEnv)
+			t.Errorf("the documented %s sets %s, which the installed program %q does not allow (secretEnv %v)", kind, name, ic.Program, program.SecretEnv)
 		}
 		if ref := source.SecretKeyRef; ref.Name != secret.Name || secret.StringData[ref.Key] == "" {
-			t.Errorf("the README's %s reads %s from Secret %s key %q, which the Secret beside it (%s) does not fill", kind, name, ref.Name, ref.Key, secret.Name)
+			t.Errorf("the documented %s reads %s from Secret %s key %q, which the Secret beside it (%s) does not fill", kind, name, ref.Name, ref.Key, secret.Name)
 		}
 	}
 	for _, name := range required {
 		if _, ok := ic.Env[name]; !ok {
-			t.Errorf("the README's %s does not set %s, which %s requires", kind, name, program.Path)
+			t.Errorf("the documented %s does not set %s, which %s requires", kind, name, program.Path)
 		}
 	}
 }

@@ -68,7 +68,7 @@ func (c *cluster) yourRFC2136(t *testing.T, text string) string {
 // values-raw.yaml, which the install took.
 func (c *cluster) readmeIssuers(t *testing.T) {
 	issuer := c.yourRFC2136(t, testbed.FencedBlock(t, "README.md", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: rfc2136\n  namespace: team-a\n"))
-	clusterIssuer := c.yourRFC2136(t, testbed.FencedBlock(t, "README.md", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: rfc2136\n  namespace: cert-manager "))
+	clusterIssuer := c.yourRFC2136(t, testbed.FencedBlock(t, "docs/configuration.md", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: rfc2136\n  namespace: cert-manager "))
 	c.Kubectl(t, "apply", "-f", c.writeTemp(t, "issuer.yaml", testbed.Substitute(t, issuer, letsEncrypt, c.pebble.DirectoryURL)))
 	c.Kubectl(t, "apply", "-f", c.writeTemp(t, "clusterissuer.yaml", testbed.Substitute(t, clusterIssuer, letsEncrypt, c.pebble.DirectoryURL)))
 	inParallel(t,

@@ -291,7 +291,7 @@ func (c *cluster) install(t *testing.T) {
 		t.Fatalf("the README's helm command is %q; this test's constants say %q", args, want)
 	}
 	args = append(args,
-		"--values", c.writeTemp(t, "values-raw.yaml", testbed.FencedBlock(t, "README.md", "# values-raw.yaml")),
+		"--values", c.writeTemp(t, "values-raw.yaml", testbed.FencedBlock(t, "docs/configuration.md", "# values-raw.yaml")),
 		"--values", filepath.Join("testdata", "values.yaml"),
 		"--set", "image.repository="+c.webhookRepo, "--set", "image.tag="+c.webhookTag)
 	start := time.Now()
