@@ -525,15 +525,15 @@ func testPolicyDefaultInstall(t *testing.T, kubectl policyKubectl, dir string) {
 		})
 	}
 
-	t.Run("README example", func(t *testing.T) {
+	t.Run("docs example", func(t *testing.T) {
 		manifest := configurationBlock(t, "# issuer.yaml")
 		command, want, _ := strings.Cut(configurationBlock(t, "$ kubectl apply -f issuer.yaml\n"), "\n")
 		if command != "$ kubectl apply -f issuer.yaml" {
-			t.Fatalf("README command %q", command)
+			t.Fatalf("docs/configuration.md's command %q", command)
 		}
 		_, stderr, err := applyManifest(t, kubectl, dir, "issuer.yaml", manifest)
 		if err == nil || stderr != strings.TrimSpace(want) {
-			t.Errorf("kubectl apply -f issuer.yaml: %v\n got: %s\nwant: %s (README)", err, stderr, strings.TrimSpace(want))
+			t.Errorf("kubectl apply -f issuer.yaml: %v\n got: %s\nwant: %s (docs/configuration.md)", err, stderr, strings.TrimSpace(want))
 		}
 	})
 }

@@ -39,19 +39,19 @@ const (
 	clusterIssuerPrefix = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: rfc2136\n  namespace: cert-manager "
 )
 
-// anyPath accepts every program path: the README's paths are in a cluster's image.
+// anyPath accepts every program path: the documented paths are in a cluster's image.
 func anyPath(string) error { return nil }
 
 var readmeDefaults = solver.Propagation{Timeout: time.Minute, Interval: 2 * time.Second}
 
-// TestReadmeSolverConfig checks that the README's configuration reference is a
-// valid solver config meaning what its comments say, and that its error
-// example is the error the solver gives.
-func TestReadmeSolverConfig(t *testing.T) {
+// TestDocsSolverConfig checks that docs/configuration.md's solver config
+// reference is a valid solver config meaning what its comments say, and that
+// its error example is the error the solver gives.
+func TestDocsSolverConfig(t *testing.T) {
 	reference := configurationBlock(t, "# "+solver.DefaultConfigPath)
 	cfg, err := solver.ParseConfig([]byte(reference), readmeDefaults, anyPath)
 	if err != nil {
-		t.Fatalf("the README's config reference does not load: %v", err)
+		t.Fatalf("docs/configuration.md's config reference does not load: %v", err)
 	}
 	p := cfg.Programs["nsupdate"]
 	if p == nil || cfg.DefaultProgram != "nsupdate" || cfg.MaxConcurrentRuns != 60 {
@@ -74,7 +74,7 @@ func TestReadmeSolverConfig(t *testing.T) {
 	}
 	want := strings.TrimSpace(configurationBlock(t, "solver config "))
 	if got := "solver config " + solver.DefaultConfigPath + ": " + err.Error(); got != want {
-		t.Errorf("error example:\n got: %s\nwant: %s (README)", got, want)
+		t.Errorf("error example:\n got: %s\nwant: %s (docs/configuration.md)", got, want)
 	}
 }
 

@@ -32,8 +32,9 @@ const (
 )
 
 // Scenario 10: what an operator copies works as it is. The Issuer the
-// chart's NOTES print, the README's Issuer and ClusterIssuer, deploy/examples
-// and the README's example of an admin's credential are taken from the
+// chart's NOTES print, the README's Issuer, docs/configuration.md's
+// ClusterIssuer, deploy/examples and the README's example of an admin's
+// credential are taken from the
 // install's output and the files literally; Substitute puts in only what a
 // user puts in: their DNS server's address, their TSIG key's name and secret,
 // their domain, the path of their script, and the ACME server (Pebble for
@@ -63,10 +64,11 @@ func (c *cluster) yourRFC2136(t *testing.T, text string) string {
 		exampleKeySecret, c.bind.KeySecret)
 }
 
-// readmeIssuers applies the README's Issuer and ClusterIssuer, each with the
-// Secret beside it; the ClusterIssuer's RAW program comes from the README's
-// values-raw.yaml, which the install took.
-func (c *cluster) readmeIssuers(t *testing.T) {
+// documentedIssuers applies the README's Issuer and docs/configuration.md's
+// ClusterIssuer, each with the Secret beside it; the ClusterIssuer's RAW
+// program comes from docs/configuration.md's values-raw.yaml, which the
+// install took.
+func (c *cluster) documentedIssuers(t *testing.T) {
 	issuer := c.yourRFC2136(t, testbed.FencedBlock(t, "README.md", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: rfc2136\n  namespace: team-a\n"))
 	clusterIssuer := c.yourRFC2136(t, testbed.FencedBlock(t, "docs/configuration.md", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: rfc2136\n  namespace: cert-manager "))
 	c.Kubectl(t, "apply", "-f", c.writeTemp(t, "issuer.yaml", testbed.Substitute(t, issuer, letsEncrypt, c.pebble.DirectoryURL)))

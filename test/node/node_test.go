@@ -113,7 +113,7 @@ func TestNode(t *testing.T) {
 						scenario{"check in the runner container against BIND", c.checkInRunner})
 				}},
 				scenario{"copied as it is: the NOTES' Issuer and Secret", c.notesIssuer},
-				scenario{"copied as it is: the README's Issuer and ClusterIssuer", c.readmeIssuers},
+				scenario{"copied as it is: the documented Issuer and ClusterIssuer", c.documentedIssuers},
 				scenario{"copied as it is: deploy/examples", c.deployExamples},
 				scenario{"copied as it is: the README's admin credential from a mounted Secret, rotated by kubectl apply alone", c.adminCredential})
 		}},
@@ -280,8 +280,8 @@ func (c *cluster) install(t *testing.T) {
 	// Prometheus's account, which the chart binds to its metrics-reader role.
 	c.Kubectl(t, "create", "namespace", "monitoring")
 	c.Kubectl(t, "-n", "monitoring", "create", "serviceaccount", "prometheus")
-	// The README's command as it is, with its values-raw.yaml, and the
-	// test's image and ServiceMonitor.
+	// The README's command as it is, with docs/configuration.md's
+	// values-raw.yaml, and the test's image and ServiceMonitor.
 	commands := testbed.ShellCommands(t, testbed.FencedBlock(t, "README.md", "helm install "))
 	if len(commands) != 1 {
 		t.Fatalf("the README's helm install block holds %q, want one command", commands)
