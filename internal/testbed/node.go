@@ -291,7 +291,7 @@ func (n *Node) writeKubeconfig(t TB, name string, ca *CA) {
 
 // writeConfigs writes containerd's, the CNI's, kubelet's and kube-proxy's
 // configuration. Each setting that departs from upstream's default answers a
-// limit of this machine kind (see docs/testing.md).
+// limit of this machine kind, named in a comment beside it.
 func (n *Node) writeConfigs(t TB, pauseImage string) {
 	t.Helper()
 	vars := map[string]string{"DIR": n.Dir, "NODE_IP": nodeIP, "NODE_NAME": nodeName, "POD_SUBNET": podSubnet, "PAUSE": pauseImage, "CGROUP": n.cgroup}
