@@ -10,6 +10,8 @@ func TestAnchor(t *testing.T) {
 		"Protecting the provider: rate limit and breaker":      "protecting-the-provider-rate-limit-and-breaker",
 		"`make demo`":    "make-demo",
 		"HA_mode (v1.2)": "ha_mode-v12",
+		"README for the operator (1113 → 196 lines)": "readme-for-the-operator-1113--196-lines",
+		"Déjà vu – the operator’s view":              "déjà-vu--the-operators-view",
 	}
 	for heading, want := range tests {
 		if got := anchor(heading); got != want {

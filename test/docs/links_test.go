@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
 )
@@ -110,15 +111,17 @@ func anchors(text string) map[string]bool {
 	return found
 }
 
-// anchor is GitHub's anchor of a heading's text: lower case, letters,
-// digits, '-' and '_' kept, spaces turned into '-', everything else dropped.
+// anchor is GitHub's anchor of a heading's text: lower case, letters (of
+// any script, with their marks), digits, '-' and '_' kept, spaces turned into
+// '-', everything else dropped, non-ASCII punctuation such as an arrow or a
+// dash too.
 func anchor(heading string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(strings.TrimSpace(heading)) {
 		switch {
 		case r == ' ':
 			b.WriteRune('-')
-		case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127:
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsMark(r) || unicode.IsNumber(r):
 			b.WriteRune(r)
 		}
 	}
