@@ -83,6 +83,11 @@ func TestNode(t *testing.T) {
 		Step:       t.Logf,
 	})
 	c := &cluster{Node: n, root: root, helm: testbed.Asset(t, root, "helm"), tmp: t.TempDir()}
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.savePodLogs(t, logDir)
+		}
+	})
 	c.webhookRepo, c.webhookTag, _ = strings.Cut(images["webhook"].ref, ":")
 	// On port 53: the README's Issuer, as users copy it, names no port.
 	c.bind = testbed.StartBINDOnPort(t, zone, n.IP, 53)
@@ -239,15 +244,41 @@ func (c *cluster) installCertManager(t *testing.T, ref string) {
 	t.Logf("cert-manager's controllers and cainjector Ready in %s", time.Since(start).Round(100*time.Millisecond))
 }
 
+// savePodLogs writes the log of every container in cert-manager's namespace
+// (cert-manager's, the webhook's and its runner's) to logDir, for a failure's
+// post-mortem: the node's own components log there already.
+func (c *cluster) savePodLogs(t *testing.T, logDir string) {
+	pods, err := c.Kube.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Logf("listing Pods for their logs: %v", err)
+		return
+	}
+	for _, pod := range pods.Items {
+		for _, container := range pod.Spec.Containers {
+			out, err := c.TryKubectl("-n", namespace, "logs", pod.Name, "-c", container.Name)
+			if err != nil {
+				out += "\n(kubectl logs: " + err.Error() + ")"
+			}
+			testbed.WriteFile(t, logDir, "pod-"+pod.Name+"-"+container.Name+".log", []byte(out))
+		}
+	}
+}
+
+// TryHelm runs helm as the cluster admin and returns its output and how it ended.
+func (c *cluster) TryHelm(args ...string) (string, error) {
+	cmd := exec.Command(c.helm, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
 // Helm runs helm as the cluster admin and returns its output.
 func (c *cluster) Helm(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(c.helm, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
-	out, err := cmd.CombinedOutput()
+	out, err := c.TryHelm(args...)
 	if err != nil {
 		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
 }
 
 var apiServices = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}

@@ -89,14 +89,18 @@ func (c *cluster) upgradeAddsProgram(t *testing.T) {
 			}
 		}
 	}
-	// Fixed, it is loaded again.
-	configMap, err = c.Kube.CoreV1().ConfigMaps(namespace).Get(context.Background(), fullname+"-config", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	// Fixed as an admin fixes a hand edit: helm upgrade puts the chart's
+	// config back. Helm 4 applies server-side and refuses to overwrite a
+	// field another manager (the edit above) set, until told to.
+	if out, err := c.TryHelm("upgrade", release, c.chart(), "--namespace", namespace, "--reuse-values", "--wait"); err == nil ||
+		!strings.Contains(out, "conflict occurred while applying object "+namespace+"/"+fullname+"-config") {
+		t.Fatalf("helm upgrade over a hand-edited ConfigMap: %v\n%s\nwant Helm 4's conflict (docs/troubleshooting.md)", err, out)
 	}
-	configMap.Data["config.yaml"] = good
-	if _, err := c.Kube.CoreV1().ConfigMaps(namespace).Update(context.Background(), configMap, metav1.UpdateOptions{}); err != nil {
+	c.Helm(t, "upgrade", release, c.chart(), "--namespace", namespace, "--reuse-values", "--wait", "--force-conflicts")
+	if configMap, err = c.Kube.CoreV1().ConfigMaps(namespace).Get(context.Background(), fullname+"-config", metav1.GetOptions{}); err != nil {
 		t.Fatal(err)
+	} else if configMap.Data["config.yaml"] != good {
+		t.Fatalf("after helm upgrade --force-conflicts the solver config is\n%s\nwant\n%s", configMap.Data["config.yaml"], good)
 	}
 	waitUntil(t, "the metrics to show a good reload", 2*time.Minute, func() error {
 		metrics, _ := c.scrape(t, "prometheus")
