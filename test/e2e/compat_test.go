@@ -49,7 +49,7 @@ func TestOldestCertManager(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("=== cert-manager %s log (last 60 lines):\n%s", release.Version, testbed.Tail(stack.CertManager.Log(), 60))
-			t.Logf("=== webhook log (last 60 lines):\n%s", testbed.Tail(stack.Webhook.Process.Log(), 60))
+			t.Logf("=== webhook log (last 60 lines):\n%s", testbed.Tail(stack.Webhook.Log(), 60))
 		}
 	})
 	t.Logf("cert-manager %s", release.Version)
