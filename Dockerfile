@@ -2,7 +2,8 @@
 # with /bin/sh and the tools the example programs use (nsupdate, curl, jq,
 # openssl, CA certificates), running as UID 65532.
 #
-#   docker build -t cert-manager-webhook-exec .
+#   docker build -t cert-manager-webhook-exec \
+#     --build-arg VERSION=0.2.0 --build-arg COMMIT=$(git rev-parse HEAD) --build-arg COMMIT_DATE=$(git log -1 --format=%cI) .
 #
 # builds everything from public images: the binary from source in golang, the
 # base from debian:bookworm-slim plus hack/image/packages. CI has no Docker
@@ -28,7 +29,13 @@ RUN go mod download
 COPY *.go ./
 COPY solver/ solver/
 COPY internal/ internal/
-RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/cert-manager-webhook-exec .
+# What `cert-manager-webhook-exec version` prints; the build context has no .git.
+ARG VERSION=dev
+ARG COMMIT=
+ARG COMMIT_DATE=
+RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false \
+    -ldflags="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT} -X main.commitDate=${COMMIT_DATE}" \
+    -o /out/cert-manager-webhook-exec .
 
 FROM ${DEBIAN_IMAGE} AS base-from-apt
 COPY hack/image/dpkg-excludes /etc/dpkg/dpkg.cfg.d/cert-manager-webhook-exec

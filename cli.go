@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -15,9 +16,15 @@ import (
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/solver"
 )
 
-// version is the release, set when building one:
-// go build -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// The build's stamp, set when building a release or an image:
+// go build -ldflags "-X main.version=v1.2.3 -X main.commit=<sha> -X main.commitDate=<RFC 3339>".
+// An image is built without VCS information (-buildvcs=false, as in a Docker
+// build context without .git), so its commit and date come from here.
+var (
+	version    = "dev"
+	commit     = ""
+	commitDate = ""
+)
 
 const usage = `cert-manager-webhook-exec: a cert-manager ACME DNS-01 webhook solver that runs
 external programs under lego's exec provider contract.
@@ -86,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if info != nil {
 			settings = info.Settings
 		}
-		fmt.Fprint(stdout, versionText(version, settings, runtime.Version()))
+		fmt.Fprint(stdout, versionText(version, commit, commitDate, settings, runtime.Version()))
 		return 0
 	case "check":
 		// Run in the runner container (kubectl exec), check holds that
@@ -140,13 +147,15 @@ func asksForHelp(args []string) bool {
 }
 
 // versionText is the version report: the version set at build time, the
-// commit of Go's VCS stamp and the Go release.
-func versionText(version string, settings []debug.BuildSetting, goVersion string) string {
-	commit, modified := "", false
+// commit and its date (set at build time, else Go's VCS stamp) and the Go release.
+func versionText(version, commit, commitDate string, settings []debug.BuildSetting, goVersion string) string {
+	modified := false
 	for _, s := range settings {
 		switch s.Key {
 		case "vcs.revision":
-			commit = s.Value
+			commit = cmp.Or(commit, s.Value)
+		case "vcs.time":
+			commitDate = cmp.Or(commitDate, s.Value)
 		case "vcs.modified":
 			modified = s.Value == "true"
 		}
@@ -157,5 +166,5 @@ func versionText(version string, settings []debug.BuildSetting, goVersion string
 	case modified:
 		commit += " (with uncommitted changes)"
 	}
-	return fmt.Sprintf("version: %s\ncommit:  %s\ngo:      %s\n", version, commit, goVersion)
+	return fmt.Sprintf("version: %s\ncommit:  %s\ndate:    %s\ngo:      %s\n", version, commit, cmp.Or(commitDate, "unknown"), goVersion)
 }

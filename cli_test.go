@@ -89,19 +89,24 @@ func TestUnknownCommand(t *testing.T) {
 // binary, and the Go release it was built with.
 func TestVersion(t *testing.T) {
 	tests := map[string]struct {
-		settings []debug.BuildSetting
-		want     string
+		commit, date string
+		settings     []debug.BuildSetting
+		want         string
 	}{
-		"clean commit": {[]debug.BuildSetting{{Key: "vcs.revision", Value: "0123abcd"}, {Key: "vcs.modified", Value: "false"}},
-			"version: dev\ncommit:  0123abcd\ngo:      go1.99.1\n"},
-		"modified work tree": {[]debug.BuildSetting{{Key: "vcs.revision", Value: "0123abcd"}, {Key: "vcs.modified", Value: "true"}},
-			"version: dev\ncommit:  0123abcd (with uncommitted changes)\ngo:      go1.99.1\n"},
-		"built without VCS information": {nil,
-			"version: dev\ncommit:  unknown (built without VCS information)\ngo:      go1.99.1\n"},
+		"clean commit": {"", "", []debug.BuildSetting{{Key: "vcs.revision", Value: "0123abcd"}, {Key: "vcs.time", Value: "2026-12-04T10:00:00Z"}, {Key: "vcs.modified", Value: "false"}},
+			"version: dev\ncommit:  0123abcd\ndate:    2026-12-04T10:00:00Z\ngo:      go1.99.1\n"},
+		"modified work tree": {"", "", []debug.BuildSetting{{Key: "vcs.revision", Value: "0123abcd"}, {Key: "vcs.modified", Value: "true"}},
+			"version: dev\ncommit:  0123abcd (with uncommitted changes)\ndate:    unknown\ngo:      go1.99.1\n"},
+		"built without VCS information": {"", "", nil,
+			"version: dev\ncommit:  unknown (built without VCS information)\ndate:    unknown\ngo:      go1.99.1\n"},
+		"stamped, as an image is": {"4567ef", "2026-12-01T09:30:00Z", nil,
+			"version: dev\ncommit:  4567ef\ndate:    2026-12-01T09:30:00Z\ngo:      go1.99.1\n"},
+		"the stamp wins over VCS": {"4567ef", "2026-12-01T09:30:00Z", []debug.BuildSetting{{Key: "vcs.revision", Value: "0123abcd"}, {Key: "vcs.time", Value: "2026-12-04T10:00:00Z"}},
+			"version: dev\ncommit:  4567ef\ndate:    2026-12-01T09:30:00Z\ngo:      go1.99.1\n"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := versionText("dev", tc.settings, "go1.99.1"); got != tc.want {
+			if got := versionText("dev", tc.commit, tc.date, tc.settings, "go1.99.1"); got != tc.want {
 				t.Errorf("versionText = %q\nwant          %q", got, tc.want)
 			}
 		})

@@ -11,7 +11,7 @@
 # keyed by the package list and mmdebstrap's arguments. REFRESH_BASE=1 remakes
 # the base (for security updates). Needs root, buildah and mmdebstrap.
 #
-# Environment: IMAGE (default localhost/cert-manager-webhook-exec:dev),
+# Environment: VERSION (default dev), IMAGE (default localhost/cert-manager-webhook-exec:dev),
 # IMAGE_ARCHIVE (default bin/cert-manager-webhook-exec-image.tar).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,9 +91,18 @@ image_from_tar() {
 	"${buildah[@]}" commit -q --rm "$container" "$1" >/dev/null
 }
 
+# The stamp `cert-manager-webhook-exec version` prints: VERSION (default
+# dev), and the commit and its date, with -dirty when the work tree differs.
+commit=$(git rev-parse HEAD 2>/dev/null || true)
+if [[ -n $commit && -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+	commit+=-dirty
+fi
+commit_date=$(git log -1 --format=%cI 2>/dev/null || true)
+ldflags="-s -w -X main.version=${VERSION:-dev} -X main.commit=$commit -X main.commitDate=$commit_date"
+
 say "building the binary on the host"
 mkdir -p "$work/binary/out"
-CGO_ENABLED=0 GOOS=linux go build -trimpath -buildvcs=false -ldflags="-s -w" \
+CGO_ENABLED=0 GOOS=linux go build -trimpath -buildvcs=false -ldflags="$ldflags" \
 	-o "$work/binary/out/cert-manager-webhook-exec" .
 tar -C "$work/binary" -cf "$work/binary.tar" out
 image_from_tar localhost/cert-manager-webhook-exec-binary:local "$work/binary.tar"

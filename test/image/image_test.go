@@ -219,6 +219,30 @@ func TestImageConfig(t *testing.T) {
 	}
 }
 
+// TestImageVersion: the image's binary carries the commit it was built from
+// and that commit's date, though it is built without VCS information.
+func TestImageVersion(t *testing.T) {
+	git := func(args ...string) string {
+		out, err := exec.Command("git", append([]string{"-C", testbed.RepoRoot(t)}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("git %s: %v", strings.Join(args, " "), err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	commit := git("rev-parse", "HEAD")
+	if git("status", "--porcelain", "--untracked-files=no") != "" {
+		commit += "-dirty"
+	}
+	out, exit := engine.run(t, nil, nil, "version")
+	if exit != 0 {
+		t.Fatalf("version: exit status %d:\n%s", exit, out)
+	}
+	want := "version: dev\ncommit:  " + commit + "\ndate:    " + git("log", "-1", "--format=%cI") + "\ngo:      go1."
+	if !strings.HasPrefix(out, want) {
+		t.Errorf("version printed\n%s\nwant it to begin with\n%s", out, want)
+	}
+}
+
 // TestImageWebhookNeedsGroupName: the image's entrypoint is the webhook, which
 // starts and refuses to serve without GROUP_NAME.
 func TestImageWebhookNeedsGroupName(t *testing.T) {
