@@ -185,6 +185,8 @@ func TestSchemaAndRequiredValues(t *testing.T) {
 			"at '/admissionPolicy/validationActions/0': value must be one of 'Deny', 'Warn', 'Audit'"},
 		"Deny with Warn": {[]string{"--set", "groupName=a.example.com", "--set", "admissionPolicy.validationActions={Deny,Warn}"},
 			"admissionPolicy.validationActions: Deny and Warn may not be used together (a refusal already carries the message); use [Deny], [Warn], [Audit] or [Warn, Audit]"},
+		"digest not sha256": {[]string{"--set", "groupName=a.example.com", "--set", "image.digest=latest"},
+			"at '/image/digest': 'latest' does not match pattern"},
 		"securePort privileged": {[]string{"--set", "groupName=a.example.com", "--set", "securePort=443"},
 			"at '/securePort': minimum: got 443, want 1,024"},
 		"unknown dnsPolicy": {[]string{"--set", "groupName=a.example.com", "--set", "dnsPolicy=ClusterFirstWithHostNetwork"},
@@ -347,4 +349,41 @@ func TestKubeVersion(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestImageReference checks the image both containers run: by tag, the
+// chart's appVersion by default, or by digest when one is set.
+func TestImageReference(t *testing.T) {
+	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	tests := map[string]struct {
+		args []string
+		want string
+	}{
+		"appVersion": {nil, "ghcr.io/cert-manager-webhook-exec/cert-manager-webhook-exec:" + chartAppVersion(t)},
+		"tag":        {[]string{"--set", "image.tag=0.2.0"}, "ghcr.io/cert-manager-webhook-exec/cert-manager-webhook-exec:0.2.0"},
+		"digest":     {[]string{"--set", "image.tag=0.2.0", "--set", "image.digest=" + digest}, "ghcr.io/cert-manager-webhook-exec/cert-manager-webhook-exec@" + digest},
+		"mirror":     {[]string{"--set", "image.repository=registry.example.com/mirror/webhook", "--set", "image.digest=" + digest}, "registry.example.com/mirror/webhook@" + digest},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			out, err := helm(t, append([]string{"template", "x", chartDir(t), "--set", "groupName=a.example.com", "--show-only", "templates/deployment.yaml"}, tc.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Count(out, "image: \""+tc.want+"\"\n"); got != 2 {
+				t.Errorf("%d containers run %s, want 2 (webhook and runner):\n%s", got, tc.want, out)
+			}
+		})
+	}
+}
+
+func chartAppVersion(t *testing.T) string {
+	t.Helper()
+	for line := range strings.Lines(readFile(t, filepath.Join(chartDir(t), "Chart.yaml"))) {
+		if v, ok := strings.CutPrefix(line, "appVersion: "); ok {
+			return strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	t.Fatal("Chart.yaml has no appVersion")
+	return ""
 }

@@ -199,3 +199,11 @@ find no program at start, and the Pod would crash-loop. */ -}}
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{- /* The image both containers run: pinned by digest when image.digest is set (as a release's
+chart is), else by tag (default the chart's appVersion). */ -}}
+{{- define "webhook-exec.image" -}}
+{{- if .Values.image.digest }}{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else }}{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+{{- end }}
