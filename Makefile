@@ -15,7 +15,8 @@
 #   make fuzz          fuzz the config parsers and request validation briefly (FUZZTIME=20000x each)
 #   make deploy-manifests  regenerate deploy/ and the chart's golden renders from the chart
 #   make build         the webhook binary in bin/
-#   make image         the container image from the Dockerfile, without Docker (buildah); prints its tarball's path last
+#   make image         the container image from the Dockerfile, without Docker (buildah), and its SBOM beside it;
+#                      prints its tarball's path last
 #   make test-image    build the image and run it with podman: check against BIND, its tools, UID 65532
 #   make e2e-node      helm install the image on a real Kubernetes node (in a network namespace of its own)
 #                      with cert-manager as Pods; certificates through the webhook Pod

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the webhook image from ./Dockerfile without a Docker engine or a
 # registry, and writes it as a docker-archive tarball (for `podman load`,
-# `docker load` and `ctr images import`). The tarball's path is the last line
+# `docker load` and `ctr images import`), with its SBOM beside it
+# (<tarball without .tar>.spdx.json). The tarball's path is the last line
 # of the output (stdout); progress goes to stderr.
 #
 # The Dockerfile's two stages that need the network are replaced by images made
@@ -98,6 +99,9 @@ if [[ -n $commit && -n $(git status --porcelain --untracked-files=no 2>/dev/null
 	commit+=-dirty
 fi
 commit_date=$(git log -1 --format=%cI 2>/dev/null || true)
+# The SBOM's creation time, in the UTC form SPDX requires: the commit's, so
+# the same tree gives the same SBOM.
+sbom_created=$(TZ=UTC git log -1 --date=format-local:%Y-%m-%dT%H:%M:%SZ --format=%cd 2>/dev/null || echo 1970-01-01T00:00:00Z)
 ldflags="-s -w -X main.version=${VERSION:-dev} -X main.commit=$commit -X main.commitDate=$commit_date"
 
 say "building the binary on the host"
@@ -115,6 +119,14 @@ say "building $image from the Dockerfile with buildah (no network)"
 	--tag "$image" . >/dev/null
 
 mkdir -p "$(dirname "$archive")"
+sbom=${archive%.tar}.spdx.json
+say "writing the image's SBOM, $sbom (SPDX 2.3: the binary's Go modules, the base's Debian packages)"
+tar -xOf "$base_tar" ./var/lib/dpkg/status >"$work/dpkg-status"
+(cd hack/tools/sbom && GOFLAGS=-mod=mod go build -o "$work/sbom" .)
+"$work/sbom" --binary "$work/binary/out/cert-manager-webhook-exec" --dpkg-status "$work/dpkg-status" \
+	--version "${VERSION:-dev}" --arch amd64 --created "$sbom_created" >"$sbom.partial"
+mv "$sbom.partial" "$sbom"
+
 rm -f "$archive.partial"
 "${buildah[@]}" push --quiet "$image" "docker-archive:$archive.partial:$image" >/dev/null
 mv "$archive.partial" "$archive"
