@@ -7,10 +7,13 @@ import (
 	"debug/buildinfo"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
 )
 
 // spdxDocument is what the test reads of an SPDX 2.3 JSON document.
@@ -37,7 +40,8 @@ type spdxDocument struct {
 // info, its Debian packages are those dpkg says are installed, each with
 // its version, and the image contains them all.
 func TestImageSBOM(t *testing.T) {
-	data, err := os.ReadFile(strings.TrimSuffix(os.Getenv("IMAGE_ARCHIVE"), ".tar") + ".spdx.json")
+	path := strings.TrimSuffix(os.Getenv("IMAGE_ARCHIVE"), ".tar") + ".spdx.json"
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +97,17 @@ func TestImageSBOM(t *testing.T) {
 	}
 	compareSorted(t, "Debian packages", got["deb"], want)
 	t.Logf("SBOM: %d Go modules, %d Debian packages", len(got["golang"]), len(got["deb"]))
+
+	// docs/operations.md's command to read it, on this SBOM.
+	command := strings.ReplaceAll(testbed.FencedBlock(t, "docs/operations.md", "jq -r '.packages[]"),
+		"bin/cert-manager-webhook-exec-image.spdx.json", path)
+	listed, err := exec.Command("sh", "-c", command).Output()
+	if err != nil {
+		t.Fatalf("%s: %v", command, err)
+	}
+	if lines := strings.Count(string(listed), "\n"); lines != len(doc.Packages) {
+		t.Errorf("the documented jq command printed %d lines, want one per package (%d)", lines, len(doc.Packages))
+	}
 
 	contained := 0
 	for _, r := range doc.Relationships {
