@@ -1,7 +1,7 @@
 # cert-manager-webhook-exec
 #
 #   make demo          cert-manager issues a certificate through this webhook, on loopback
-#   make test          unit, conformance, integration, chart, end-to-end and node tests (builds test binaries once)
+#   make test          unit, conformance, integration, chart, end-to-end, node and release tests (builds test binaries once)
 #   make tools         build every test binary into the cache (etcd, the Kubernetes components, helm, pebble, cert-manager
 #                      and its oldest supported release)
 #   make test-unit     unit tests only (no cluster, no DNS server)
@@ -18,6 +18,9 @@
 #   make image         the container image from the Dockerfile, without Docker (buildah), and its SBOM beside it;
 #                      prints its tarball's path last
 #   make test-image    build the image and run it with podman: check against BIND, its tools, UID 65532
+#   make release       VERSION=0.2.0 [REGISTRY=host/path]: the image (OCI layout), its SBOM and the chart pinned
+#                      by digest in bin/release/VERSION; with REGISTRY, pushed there (image, and chart as OCI)
+#   make test-release  make release into a registry on loopback over HTTPS, then pull image and chart back
 #   make e2e-node      helm install the image on a real Kubernetes node (in a network namespace of its own)
 #                      with cert-manager as Pods; certificates through the webhook Pod
 
@@ -72,6 +75,21 @@ e2e-node:
 	cd test/node && WEBHOOK_IMAGE="webhook=$$archive localhost/cert-manager-webhook-exec:dev" NODE_IMAGES="$$images" SERVICEMONITOR_CRD="$$crd" \
 		unshare --net -- ../../$(BIN)/node.test -test.v -test.count=1 -test.timeout 30m -test.parallel 8 $(NODE_TEST_FLAGS)
 
+# VERSION is the release (SemVer, no leading v); REGISTRY, if set, where the
+# image and the chart are pushed (REGISTRY_CA: a PEM CA file for a private one).
+.PHONY: release
+release:
+	@hack/require-tools.sh image
+	@VERSION="$(VERSION)" REGISTRY="$(REGISTRY)" REGISTRY_CA="$(REGISTRY_CA)" hack/release.sh
+
+# make release into a registry on loopback (go-containerregistry's, over
+# HTTPS with its own CA), then what a user pulls from it.
+.PHONY: test-release
+test-release:
+	@hack/require-tools.sh image
+	@hack/test-assets.sh helm >/dev/null
+	$(GO) test -count=1 -tags release -timeout 10m -v ./test/release/...
+
 .PHONY: test-assets
 test-assets:
 	@hack/test-assets.sh
@@ -120,8 +138,8 @@ tools:
 test: tools
 	@hack/contain.sh $(MAKE) --no-print-directory test-unit
 	@hack/contain.sh $(MAKE) --no-print-directory test-image
-	@echo "running the integration, end-to-end and node suites side by side (output follows as each ends)"
-	@hack/contain.sh $(MAKE) --no-print-directory -j3 --output-sync=target test-integration test-e2e e2e-node
+	@echo "running the integration, end-to-end, node and release suites side by side (output follows as each ends)"
+	@hack/contain.sh $(MAKE) --no-print-directory -j4 --output-sync=target test-integration test-e2e e2e-node test-release
 
 .PHONY: lint
 lint:

@@ -4,7 +4,7 @@
 # command to run. `make demo` and `make test` call it first, so they are the
 # only commands a fresh Debian machine needs.
 #   hack/require-tools.sh          the test bed's servers and tools
-#   hack/require-tools.sh image    those, and what builds and runs the image
+#   hack/require-tools.sh image    those, and what builds, runs and publishes the image
 #   hack/require-tools.sh node     those, and the node's container runtime, CNI plugins and iptables
 set -euo pipefail
 missing_packages() {
@@ -12,7 +12,7 @@ missing_packages() {
 	local tools=(named:bind9 nsupdate:bind9-dnsutils dig:bind9-dnsutils openssl:openssl jq:jq curl:curl
 		pdns_server:pdns-server sqlite3:sqlite3)
 	if [[ ${1:-} == image || ${1:-} == node ]]; then
-		tools+=(buildah:buildah mmdebstrap:mmdebstrap podman:podman runc:runc)
+		tools+=(buildah:buildah mmdebstrap:mmdebstrap podman:podman runc:runc skopeo:skopeo)
 	fi
 	if [[ ${1:-} == node ]]; then
 		tools+=(containerd:containerd ctr:containerd iptables:iptables)
