@@ -11,6 +11,7 @@
 #   hack/test-assets.sh cmcontroller  prints the path of cert-manager's controllers and cainjector
 #                                     (test infrastructure; static, so it fits a scratch image)
 #   hack/test-assets.sh cmcontroller-v1.19  the same, built from the oldest cert-manager release supported (v1.19)
+#   hack/test-assets.sh cosign       prints the path of a cached cosign binary (signs and verifies releases)
 #   hack/test-assets.sh node         kubelet, kube-proxy, kube-controller-manager, kube-scheduler; prints their directory
 #
 # No prebuilt binary is downloaded: everything is compiled here. A cold build of
@@ -28,6 +29,10 @@ PEBBLE_VERSION=v2.10.3
 GOLANGCI_LINT_VERSION=v2.15.0
 # Matches github.com/cert-manager/cert-manager in go.mod and hack/tools/cmcontroller/go.mod.
 CERT_MANAGER_VERSION=v1.21.2
+# Signs and verifies releases (hack/release.sh, test/release). v2.6.x rather
+# than v3: v3 signs by default with a signing config fetched from Sigstore's
+# TUF repository, which needs the network even with a key.
+COSIGN_VERSION=v2.6.5
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/cert-manager-webhook-exec/bin
@@ -153,13 +158,18 @@ node)
 	build "$kdir/kubelet" "$here/tools/kube" k8s.io/kubernetes/cmd/kubelet "~5 min" "$kube_ldflags"
 	echo "$kdir"
 	;;
+cosign)
+	dir=$(install_tool cosign "$COSIGN_VERSION" "-s -w -X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION" \
+		"github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION")
+	echo "$dir/cosign"
+	;;
 golangci-lint)
 	dir=$(install_tool golangci-lint "$GOLANGCI_LINT_VERSION" "" \
 		"github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION")
 	echo "$dir/golangci-lint"
 	;;
 *)
-	log "unknown asset $1 (want: control-plane, node, helm, helm3, pebble, golangci-lint, cmcontroller, cmcontroller-v1.19)"
+	log "unknown asset $1 (want: control-plane, node, helm, helm3, pebble, cosign, golangci-lint, cmcontroller, cmcontroller-v1.19)"
 	exit 2
 	;;
 esac
