@@ -5,10 +5,13 @@
 #   docker build -t cert-manager-webhook-exec \
 #     --build-arg VERSION=0.2.0 --build-arg COMMIT=$(git rev-parse HEAD) --build-arg COMMIT_DATE=$(git log -1 --format=%cI) .
 #
+# (`docker buildx build --platform linux/amd64,linux/arm64 ...` builds both: the
+# binary is cross-compiled on the build machine for TARGETARCH.)
+#
 # builds everything from public images: the binary from source in golang, the
 # base from debian:bookworm-slim plus hack/image/packages. CI has no Docker
 # engine, no registry and no network inside a build, so hack/image.sh (`make
-# image`) builds this same file with buildah and replaces the two stages that
+# image`, and `make release` for each architecture) builds this same file with buildah and replaces the two stages that
 # need the network: it passes BINARY_STAGE, an image holding the binary built on
 # the host with the same flags, and BASE_STAGE, the same packages installed by
 # mmdebstrap with the same dpkg excludes. The stages after them are shared, so
@@ -22,7 +25,8 @@ ARG DEBIAN_IMAGE=debian:bookworm-slim
 ARG BINARY_STAGE=binary-from-source
 ARG BASE_STAGE=base-from-apt
 
-FROM ${GO_IMAGE} AS binary-from-source
+FROM --platform=${BUILDPLATFORM} ${GO_IMAGE} AS binary-from-source
+ARG TARGETARCH
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -33,7 +37,7 @@ COPY internal/ internal/
 ARG VERSION=dev
 ARG COMMIT=
 ARG COMMIT_DATE=
-RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false \
+RUN CGO_ENABLED=0 GOARCH=${TARGETARCH} go build -trimpath -buildvcs=false \
     -ldflags="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT} -X main.commitDate=${COMMIT_DATE}" \
     -o /out/cert-manager-webhook-exec .
 
