@@ -144,13 +144,17 @@ cleanup() {
 }
 trap 'cleanup; restore_binfmt' EXIT
 
+# Every time stamp the image holds (its creation, its history, its files'
+# modification times) is the commit's: the same tree and base give the same digest.
+epoch=$(git log -1 --format=%ct 2>/dev/null || echo 0)
+
 # image_from_tar REF TAR: a single-layer image holding TAR's files.
 image_from_tar() {
 	local container
 	container=$("${buildah[@]}" from scratch)
 	"${buildah[@]}" config --os linux --arch "$arch" "$container"
 	"${buildah[@]}" add "$container" "$2" / >/dev/null
-	"${buildah[@]}" commit -q --rm "$container" "$1" >/dev/null
+	"${buildah[@]}" commit -q --rm --timestamp "$epoch" "$container" "$1" >/dev/null
 }
 
 # The stamp `cert-manager-webhook-exec version` prints: VERSION (default
@@ -169,15 +173,13 @@ say "building the binary on the host"
 mkdir -p "$work/binary/out"
 CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -buildvcs=false -ldflags="$ldflags" \
 	-o "$work/binary/out/cert-manager-webhook-exec" .
-tar -C "$work/binary" -cf "$work/binary.tar" out
+tar -C "$work/binary" --mtime="@$epoch" --owner=0 --group=0 --numeric-owner -cf "$work/binary.tar" out
 image_from_tar localhost/cert-manager-webhook-exec-binary:local "$work/binary.tar"
 image_from_tar "localhost/cert-manager-webhook-exec-base:$key" "$base_tar"
 
 say "building $image from the Dockerfile with buildah (no network)"
-# --timestamp: the commit's time for every file and the image's creation, so
-# the same tree and base give the same image digest.
 "${buildah[@]}" bud --quiet --pull=never --network none --runtime runc --layers=false \
-	--platform "linux/$arch" --timestamp "$(git log -1 --format=%ct 2>/dev/null || echo 0)" \
+	--platform "linux/$arch" --timestamp "$epoch" \
 	--build-arg BINARY_STAGE=localhost/cert-manager-webhook-exec-binary:local \
 	--build-arg BASE_STAGE="localhost/cert-manager-webhook-exec-base:$key" \
 	--tag "$image" . >/dev/null
