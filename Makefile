@@ -3,7 +3,7 @@
 #   make demo          cert-manager issues a certificate through this webhook, on loopback
 #   make test          unit, conformance, integration, chart, end-to-end, node and release tests (builds test binaries once)
 #   make tools         build every test binary into the cache (etcd, the Kubernetes components, helm, pebble, cert-manager
-#                      and its oldest supported release)
+#                      and its oldest supported release, cosign)
 #   make test-unit     unit tests only (no cluster, no DNS server)
 #   make e2e           end-to-end tests only: Pebble, cert-manager, BIND9 and the webhook's two processes on loopback
 #   make test-assets   build etcd, kube-apiserver and kubectl into the cache and print their paths
@@ -18,9 +18,10 @@
 #   make image         the container image from the Dockerfile, without Docker (buildah), and its SBOM beside it;
 #                      prints its tarball's path last
 #   make test-image    build the image and run it with podman: check against BIND, its tools, UID 65532
-#   make release       VERSION=0.2.0 [REGISTRY=host/path]: the image (OCI layout), its SBOM and the chart pinned
-#                      by digest in bin/release/VERSION; with REGISTRY, pushed there (image, and chart as OCI)
-#   make test-release  make release into a registry on loopback over HTTPS, then pull image and chart back
+#   make release       VERSION=0.2.0 [REGISTRY=host/path]: the image index (linux/amd64, linux/arm64) as an OCI
+#                      layout, an SBOM per image and the chart pinned by digest in bin/release/VERSION; with
+#                      REGISTRY, pushed there and signed with cosign (COSIGN_KEY, or keyless); docs/release.md
+#   make test-release  make release into a registry on loopback over HTTPS, then pull, run and verify it
 #   make e2e-node      helm install the image on a real Kubernetes node (in a network namespace of its own)
 #                      with cert-manager as Pods; certificates through the webhook Pod
 
@@ -76,19 +77,24 @@ e2e-node:
 		unshare --net -- ../../$(BIN)/node.test -test.v -test.count=1 -test.timeout 30m -test.parallel 8 $(NODE_TEST_FLAGS)
 
 # VERSION is the release (SemVer, no leading v); REGISTRY, if set, where the
-# image and the chart are pushed (REGISTRY_CA: a PEM CA file for a private one).
+# image and the chart are pushed and signed (REGISTRY_CA: a PEM CA file for a
+# private one; COSIGN_KEY: a cosign key file, else keyless). hack/release.sh
+# says the rest (RELEASE_DIR, ARCHS, REGISTRY_USER/REGISTRY_PASSWORD).
 .PHONY: release
 release:
 	@hack/require-tools.sh image
-	@VERSION="$(VERSION)" REGISTRY="$(REGISTRY)" REGISTRY_CA="$(REGISTRY_CA)" hack/release.sh
+	@VERSION="$(VERSION)" REGISTRY="$(REGISTRY)" REGISTRY_CA="$(REGISTRY_CA)" RELEASE_DIR="$(RELEASE_DIR)" \
+		COSIGN_KEY="$(COSIGN_KEY)" ARCHS="$(ARCHS)" hack/release.sh
 
 # make release into a registry on loopback (go-containerregistry's, over
-# HTTPS with its own CA), then what a user pulls from it.
+# HTTPS with its own CA), signed with a key made by the test, then what a
+# user pulls from it and verifies. Cold, the arm64 base takes minutes (qemu).
 .PHONY: test-release
 test-release:
 	@hack/require-tools.sh image
 	@hack/test-assets.sh helm >/dev/null
-	$(GO) test -count=1 -tags release -timeout 10m -v ./test/release/...
+	@hack/test-assets.sh cosign >/dev/null
+	$(GO) test -count=1 -tags release -timeout 30m -v ./test/release/...
 
 .PHONY: test-assets
 test-assets:
@@ -129,6 +135,7 @@ tools:
 	@hack/test-assets.sh cmcontroller >/dev/null
 	@hack/test-assets.sh cmcontroller-v1.19 >/dev/null
 	@hack/test-assets.sh node >/dev/null
+	@hack/test-assets.sh cosign >/dev/null
 
 # The end-to-end suites mostly wait (cert-manager sleeps 60 s after each DNS-01
 # self check), so they run beside the integration tests; each one's output is
