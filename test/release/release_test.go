@@ -224,7 +224,9 @@ func TestReleaseIntoRegistry(t *testing.T) {
 			if file.Machine != machine {
 				t.Errorf("the binary is for %s, want %s", file.Machine, machine)
 			}
-			file.Close()
+			if err := file.Close(); err != nil {
+				t.Fatal(err)
+			}
 			run := exec.Command(binary, "version")
 			if arch == "arm64" {
 				// Under qemu-user, run directly (no binfmt_misc needed):
@@ -535,7 +537,9 @@ func uncompressedSize(t *testing.T, image v1.Image) int64 {
 			t.Fatal(err)
 		}
 		n, err := io.Copy(io.Discard, r)
-		r.Close()
+		if closeErr := r.Close(); err == nil {
+			err = closeErr
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -549,7 +553,7 @@ func uncompressedSize(t *testing.T, image v1.Image) int64 {
 func extract(t *testing.T, image v1.Image, path string) string {
 	t.Helper()
 	reader := mutate.Extract(image)
-	defer reader.Close()
+	defer func() { _ = reader.Close() }()
 	files := tar.NewReader(reader)
 	for {
 		header, err := files.Next()
@@ -593,7 +597,7 @@ func catalog(t *testing.T, server *httptest.Server, client *http.Client) string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("catalog: %v %d %s", err, resp.StatusCode, body)
