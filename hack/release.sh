@@ -151,21 +151,20 @@ if [[ -n $registry ]]; then
 	else
 		say "signing keyless (Sigstore: an OIDC identity, Fulcio and Rekor)"
 	fi
+	# cosign's messages, indented under ours (pipefail stops on its failure).
+	cosign_log() { sed 's/^/    cosign: /' >&2; }
 	# cosign keeps signatures in the registry beside what they sign (tags
 	# sha256-DIGEST.sig and .att).
 	say "signing the index and its images: $repository@$index_digest"
-	"$cosign" sign "${sign_args[@]}" --recursive "$repository@$index_digest" 2>"$work/cosign.log" ||
-		{ cat "$work/cosign.log" >&2; exit 1; }
+	"$cosign" sign "${sign_args[@]}" --recursive "$repository@$index_digest" 2>&1 | cosign_log
 	for arch in "${archs[@]}"; do
 		digest=$(jq -r --arg arch "$arch" '.[$arch].digest' <<<"$images_json")
 		sbom=$(jq -r --arg arch "$arch" '.[$arch].sbom' <<<"$images_json")
 		say "attaching linux/$arch's SBOM as a signed attestation (spdxjson) to $repository@$digest"
-		"$cosign" attest "${sign_args[@]}" --type spdxjson --predicate "$out/$sbom" "$repository@$digest" 2>"$work/cosign.log" ||
-			{ cat "$work/cosign.log" >&2; exit 1; }
+		"$cosign" attest "${sign_args[@]}" --type spdxjson --predicate "$out/$sbom" "$repository@$digest" 2>&1 | cosign_log
 	done
 	say "signing the chart: $registry/charts/cert-manager-webhook-exec@$chart_digest"
-	"$cosign" sign "${sign_args[@]}" "$registry/charts/cert-manager-webhook-exec@$chart_digest" 2>"$work/cosign.log" ||
-		{ cat "$work/cosign.log" >&2; exit 1; }
+	"$cosign" sign "${sign_args[@]}" "$registry/charts/cert-manager-webhook-exec@$chart_digest" 2>&1 | cosign_log
 	signed=true
 fi
 
