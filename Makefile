@@ -80,7 +80,7 @@ e2e-node:
 .PHONY: release
 release:
 	@hack/require-tools.sh image
-	@VERSION="$(VERSION)" REGISTRY="$(REGISTRY)" REGISTRY_CA="$(REGISTRY_CA)" hack/release.sh
+	@VERSION="$(VERSION)" REGISTRY="$(REGISTRY)" REGISTRY_CA="$(REGISTRY_CA)" RELEASE_DIR="$(RELEASE_DIR)" hack/release.sh
 
 # make release into a registry on loopback (go-containerregistry's, over
 # HTTPS with its own CA), then what a user pulls from it.

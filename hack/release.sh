@@ -6,8 +6,9 @@
 #   VERSION       the release, SemVer without a leading v (required)
 #   REGISTRY      where to push, e.g. ghcr.io/cert-manager-webhook-exec; empty: push nothing
 #   REGISTRY_CA   a PEM file of the CA the registry's certificate chains to, if not a public one
+#   RELEASE_DIR   where to write it all (default bin/release/VERSION)
 #
-# Everything goes to bin/release/VERSION/: the image as an OCI layout
+# Everything goes to RELEASE_DIR: the image as an OCI layout
 # (oci/), its SBOM, the chart package and release.json, which records the
 # digests. The image's digest is its manifest's in the OCI layout and stays
 # the same when pushed (skopeo --preserve-digests), so the chart made before
@@ -25,7 +26,7 @@ if [[ ! $version =~ ^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za
 fi
 registry=${REGISTRY:-}
 repository=${registry:-ghcr.io/cert-manager-webhook-exec}/cert-manager-webhook-exec
-out=bin/release/$version
+out=${RELEASE_DIR:-bin/release/$version}
 rm -rf "$out"
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/webhook-release.XXXXXX")

@@ -60,7 +60,8 @@ func TestReleaseIntoRegistry(t *testing.T) {
 	registryPath := host + "/mirror"
 	transport := remote.WithTransport(server.Client().Transport)
 
-	cmd := exec.Command("make", "--no-print-directory", "release", "VERSION="+version, "REGISTRY="+registryPath, "REGISTRY_CA="+caFile)
+	cmd := exec.Command("make", "--no-print-directory", "release", "VERSION="+version, "REGISTRY="+registryPath, "REGISTRY_CA="+caFile,
+		"RELEASE_DIR="+t.TempDir())
 	cmd.Dir = root
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -70,7 +71,7 @@ func TestReleaseIntoRegistry(t *testing.T) {
 	}
 	t.Logf("make release:\n%s", stderr.String())
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	releaseJSON := filepath.Join(root, lines[len(lines)-1])
+	releaseJSON := lines[len(lines)-1]
 	var rel releaseRecord
 	data, err := os.ReadFile(releaseJSON)
 	if err != nil {
@@ -186,7 +187,7 @@ func TestReleaseIntoRegistry(t *testing.T) {
 
 	t.Run("without REGISTRY nothing is pushed", func(t *testing.T) {
 		before := catalog(t, server)
-		cmd := exec.Command("make", "--no-print-directory", "release", "VERSION=0.2.1")
+		cmd := exec.Command("make", "--no-print-directory", "release", "VERSION=0.2.1", "RELEASE_DIR="+t.TempDir())
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("make release: %v\n%s", err, out)
