@@ -84,7 +84,7 @@ e2e-node:
 release:
 	@hack/require-tools.sh image
 	@VERSION="$(VERSION)" REGISTRY="$(REGISTRY)" REGISTRY_CA="$(REGISTRY_CA)" RELEASE_DIR="$(RELEASE_DIR)" \
-		COSIGN_KEY="$(COSIGN_KEY)" ARCHS="$(ARCHS)" hack/release.sh
+		COSIGN_KEY="$(COSIGN_KEY)" SIGN="$(SIGN)" ARCHS="$(ARCHS)" hack/release.sh
 
 # make release into a registry on loopback (go-containerregistry's, over
 # HTTPS with its own CA), signed with a key made by the test, then what a

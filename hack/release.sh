@@ -13,6 +13,7 @@
 #                  are then not uploaded to a transparency log (COSIGN_TLOG_UPLOAD=true does).
 #                  Empty: keyless signing (Sigstore's Fulcio and Rekor, an OIDC identity such
 #                  as a GitHub workflow's), as the publishing workflow does.
+#   SIGN           0: push without signing (a test that checks no signature)
 #   ARCHS          the architectures (default "amd64 arm64")
 #   REGISTRY_USER, REGISTRY_PASSWORD   credentials for REGISTRY; without them, those
 #                  of ${DOCKER_CONFIG:-~/.docker}/config.json (docker login, skopeo login)
@@ -50,7 +51,8 @@ mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/webhook-release.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 helm=$(hack/test-assets.sh helm)
-if [[ -n $registry ]]; then
+sign=${SIGN:-1}
+if [[ -n $registry && $sign != 0 ]]; then
 	cosign=$(hack/test-assets.sh cosign)
 fi
 
@@ -144,6 +146,8 @@ if [[ -n $registry ]]; then
 		exit 1
 	fi
 
+fi
+if [[ -n $registry && $sign != 0 ]]; then
 	sign_args=(--yes)
 	if [[ -n ${COSIGN_KEY:-} ]]; then
 		sign_args+=(--key "$COSIGN_KEY" --tlog-upload="${COSIGN_TLOG_UPLOAD:-false}")

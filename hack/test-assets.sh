@@ -39,10 +39,18 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/cert-manager-webhook-exec/bin
 
 log() { printf '[test-assets] %s\n' "$*" >&2; }
 
-# One build at a time: parallel make targets may ask for the same binary.
+# One build at a time: parallel make targets may ask for the same binary. A
+# cached binary is served without the lock, so a long build of one asset
+# never holds up a test that asks for another, already built.
 mkdir -p "$cache"
-exec 9>"$cache/.lock"
-flock 9
+locked=false
+lock() {
+	if ! $locked; then
+		exec 9>"$cache/.lock"
+		flock 9
+		locked=true
+	fi
+}
 
 # build OUT MODDIR PKG EXPECTED LDFLAGS [CGO_ENABLED]: go build PKG inside
 # MODDIR into OUT, printing a heartbeat so a cold build is visibly alive.
@@ -50,6 +58,10 @@ flock 9
 build() {
 	local out=$1 moddir=$2 pkg=$3 expected=$4 ldflags=$5 cgo=${6:-$(go env CGO_ENABLED)}
 	if [[ -x $out ]]; then
+		return
+	fi
+	lock
+	if [[ -x $out ]]; then # built while this waited for the lock
 		return
 	fi
 	mkdir -p "$(dirname "$out")"
@@ -92,6 +104,9 @@ install_tool() {
 	local dir=$cache/$name-$version
 	local first
 	first=$(basename "${1%@*}")
+	if [[ ! -x $dir/$first ]]; then
+		lock
+	fi
 	if [[ ! -x $dir/$first ]]; then
 		log "building $name $version into $dir (cold: a few minutes; cached afterwards)"
 		local start=$SECONDS

@@ -336,6 +336,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         SystemdCgroup = false
         BinaryName = "/usr/sbin/runc"
         Root = "${DIR}/containerd/runc"
+  # Per registry: hosts.toml with its CA (TrustRegistry), read at each pull.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "${DIR}/containerd/certs.d"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "${DIR}/cni/net.d"
@@ -442,6 +445,26 @@ func (n *Node) startContainerd(t TB, images []string) {
 	for _, image := range images {
 		n.ctr(t, "images", "import", "--all-platforms", image)
 	}
+}
+
+// TrustRegistry lets containerd pull from the registry at hostPort over
+// HTTPS with a certificate from caPEM, as an admin configures a node for a
+// private registry (containerd's hosts.toml).
+func (n *Node) TrustRegistry(t TB, hostPort string, caPEM []byte) {
+	t.Helper()
+	dir := n.path("containerd", "certs.d", hostPort)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("%v", err)
+	}
+	ca := WriteFile(t, dir, "ca.crt", caPEM)
+	WriteFile(t, dir, "hosts.toml", []byte(fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = %q\n",
+		"https://"+hostPort, "https://"+hostPort, ca)))
+}
+
+// ImageRefs lists the references containerd's CRI namespace holds.
+func (n *Node) ImageRefs(t TB) []string {
+	t.Helper()
+	return strings.Fields(n.ctr(t, "images", "list", "--quiet"))
 }
 
 // ctr runs containerd's client against the node's containerd, in the

@@ -58,6 +58,10 @@ type cluster struct {
 	installOutput string
 	// scrapes counts scrape Pods, for their names.
 	scrapes int
+	// registryHost (host:port) serves the release made into it, which
+	// ends in release; registryCA is its CA's PEM file.
+	registryHost, registryCA string
+	release                  chan published
 }
 
 func TestNode(t *testing.T) {
@@ -83,6 +87,8 @@ func TestNode(t *testing.T) {
 		Step:       t.Logf,
 	})
 	c := &cluster{Node: n, root: root, helm: testbed.Asset(t, root, "helm"), tmp: t.TempDir()}
+	// The release is made into it while the scenarios before the last run.
+	c.startRegistry(t)
 	t.Cleanup(func() {
 		if t.Failed() {
 			c.savePodLogs(t, logDir)
@@ -127,6 +133,7 @@ func TestNode(t *testing.T) {
 		{"two replicas: an eviction and a rolling upgrade during issuance", c.highAvailability},
 		{"no request of the webhook was forbidden", c.noForbidden},
 		{"helm uninstall leaves nothing behind", c.uninstall},
+		{"installed from a registry as docs/release.md shows: the chart as an OCI artifact, the image pulled by digest", c.installFromRegistry},
 	}
 	inOrder(t, steps...)
 }
