@@ -190,5 +190,5 @@ jq -n --arg version "$version" --arg commit "$commit" --arg date "$(git log -1 -
 for arch in "${archs[@]}"; do
 	say "linux/$arch: $(jq -r --arg arch "$arch" '.[$arch] | "\(.uncompressedBytes / 1048576 | floor) MiB uncompressed, \(.compressedBytes / 1048576 | floor) MiB compressed"' <<<"$images_json")"
 done
-say "release $version in $out: image $repository@$index_digest${registry:+, pushed and signed}"
+say "release $version in $out: image $repository@$index_digest${registry:+, pushed}$([[ $signed == true ]] && echo " and signed")"
 echo "$out/release.json"
