@@ -49,22 +49,11 @@ func main() {
 	fmt.Println()
 	start := time.Now()
 	stack := testbed.StartStack(d, testbed.StackOptions{
-		RepoRoot: root,
-		LogDir:   logDir,
-		Zone:     "example.com",
-		SolverConfig: func(bind *testbed.BIND) string {
-			return testbed.Expand(d, `programs:
-- name: nsupdate
-  path: ${REPO}/examples/nsupdate.sh
-  timeout: 20s
-  env:
-    NSUPDATE_SERVER: "127.0.0.1"
-    NSUPDATE_PORT: "${BIND_PORT}"
-    TSIG_KEY_NAME: ${TSIG_KEY_NAME}
-    TSIG_SECRET: ${TSIG_SECRET}
-`, map[string]string{"REPO": root, "BIND_PORT": strconv.Itoa(bind.Port), "TSIG_KEY_NAME": bind.KeyName, "TSIG_SECRET": bind.KeySecret})
-		},
-		Step: func(format string, args ...any) { fmt.Printf("▸ "+format+"\n", args...) },
+		RepoRoot:     root,
+		LogDir:       logDir,
+		Zone:         "example.com",
+		SolverConfig: func(bind *testbed.BIND) string { return testbed.NsupdateConfig(d, root, bind) },
+		Step:         func(format string, args ...any) { fmt.Printf("▸ "+format+"\n", args...) },
 	})
 
 	fmt.Println("▸ creating Issuer demo/exec (ACME at Pebble, DNS-01 via webhook solver \"exec\", program \"nsupdate\")")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -155,6 +156,22 @@ func StartStack(t TB, opts StackOptions) *Stack {
 		s.CertManager = StartCertManager(t, controller, s.CP, s.BIND.Addr, opts.LogDir)
 	})
 	return s
+}
+
+// NsupdateConfig is the simplest solver config, the README's: one program,
+// the example nsupdate.sh, writing to bind with the admin's TSIG key.
+func NsupdateConfig(t TB, repoRoot string, bind *BIND) string {
+	t.Helper()
+	return Expand(t, `programs:
+- name: nsupdate
+  path: ${REPO}/examples/nsupdate.sh
+  timeout: 20s
+  env:
+    NSUPDATE_SERVER: "127.0.0.1"
+    NSUPDATE_PORT: "${BIND_PORT}"
+    TSIG_KEY_NAME: ${TSIG_KEY_NAME}
+    TSIG_SECRET: ${TSIG_SECRET}
+`, map[string]string{"REPO": repoRoot, "BIND_PORT": strconv.Itoa(bind.Port), "TSIG_KEY_NAME": bind.KeyName, "TSIG_SECRET": bind.KeySecret})
 }
 
 // IssuerSpec is an ACME issuer at Pebble solving DNS-01 through the webhook

@@ -29,7 +29,13 @@ func chartDir(t testing.TB) string {
 // helm runs the cached helm binary and returns stdout, or the error with stderr.
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(testbed.Asset(t, testbed.RepoRoot(t), "helm"), args...)
+	return helmBinary(t, testbed.Asset(t, testbed.RepoRoot(t), "helm"), args...)
+}
+
+// helmBinary is helm with another Helm, such as Helm 3.
+func helmBinary(t *testing.T, binary string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())

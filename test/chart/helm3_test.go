@@ -3,10 +3,7 @@
 package chart
 
 import (
-	"bytes"
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,14 +26,11 @@ func TestHelm3InstallAndUpgrade(t *testing.T) {
 	helm3 := testbed.Asset(t, testbed.RepoRoot(t), "helm3")
 	run := func(t *testing.T, args ...string) string {
 		t.Helper()
-		cmd := exec.Command(helm3, append(args, "--kubeconfig", kubeconfig, "--namespace", releaseNamespace)...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		out, err := helmBinary(t, helm3, append(args, "--kubeconfig", kubeconfig, "--namespace", releaseNamespace)...)
+		if err != nil {
+			t.Fatalf("helm %s: %v", strings.Join(args, " "), err)
 		}
-		return stdout.String()
+		return out
 	}
 	if out := run(t, "version", "--short"); !strings.HasPrefix(out, "v3.") {
 		t.Fatalf("helm3 asset is %q, want Helm 3", out)

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"strconv"
 	"testing"
 	"time"
 
@@ -11,19 +10,6 @@ import (
 
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
 )
-
-// oldestConfig is the README's simplest setup: the example nsupdate program
-// with the admin's TSIG key.
-const oldestConfig = `programs:
-- name: nsupdate
-  path: ${REPO}/examples/nsupdate.sh
-  timeout: 20s
-  env:
-    NSUPDATE_SERVER: "127.0.0.1"
-    NSUPDATE_PORT: "${BIND_PORT}"
-    TSIG_KEY_NAME: ${TSIG_KEY_NAME}
-    TSIG_SECRET: ${TSIG_SECRET}
-`
 
 // TestOldestCertManager backs the compatibility table's oldest cert-manager
 // row: that release's controllers and CRDs issue a certificate for a name and
@@ -35,16 +21,11 @@ func TestOldestCertManager(t *testing.T) {
 	root := testbed.RepoRoot(t)
 	release := testbed.OldestCertManager(t, root)
 	stack := testbed.StartStack(t, testbed.StackOptions{
-		RepoRoot:    root,
-		LogDir:      t.TempDir(),
-		Zone:        "example.com",
-		CertManager: release,
-		SolverConfig: func(bind *testbed.BIND) string {
-			return testbed.Expand(t, oldestConfig, map[string]string{
-				"REPO": root, "BIND_PORT": strconv.Itoa(bind.Port),
-				"TSIG_KEY_NAME": bind.KeyName, "TSIG_SECRET": bind.KeySecret,
-			})
-		},
+		RepoRoot:     root,
+		LogDir:       t.TempDir(),
+		Zone:         "example.com",
+		CertManager:  release,
+		SolverConfig: func(bind *testbed.BIND) string { return testbed.NsupdateConfig(t, root, bind) },
 	})
 	t.Cleanup(func() {
 		if t.Failed() {

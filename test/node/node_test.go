@@ -288,6 +288,26 @@ func (c *cluster) Helm(t *testing.T, args ...string) string {
 	return out
 }
 
+// waitAPIServiceAvailable waits until the release's APIService is
+// Available and returns it.
+func (c *cluster) waitAPIServiceAvailable(t *testing.T) *unstructured.Unstructured {
+	t.Helper()
+	name := "v1alpha1." + groupName
+	var available *unstructured.Unstructured
+	waitUntil(t, "APIService "+name+" Available", 3*time.Minute, func() error {
+		obj, err := c.Dynamic.Resource(apiServices).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if conditions := apiServiceConditions(obj.Object); conditions["Available"] != "True" {
+			return fmt.Errorf("conditions %v", conditions)
+		}
+		available = obj
+		return nil
+	})
+	return available
+}
+
 var apiServices = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
 
 // waitUntil polls cond every second until it returns nil or timeout passes.
@@ -335,19 +355,7 @@ func (c *cluster) install(t *testing.T) {
 	start := time.Now()
 	c.installed = start
 	c.installOutput = c.Helm(t, args...)
-	name := "v1alpha1." + groupName
-	var caBundle string
-	waitUntil(t, "APIService "+name+" Available", 3*time.Minute, func() error {
-		obj, err := c.Dynamic.Resource(apiServices).Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		caBundle, _, _ = unstructured.NestedString(obj.Object, "spec", "caBundle")
-		if conditions := apiServiceConditions(obj.Object); conditions["Available"] != "True" {
-			return fmt.Errorf("conditions %v", conditions)
-		}
-		return nil
-	})
+	caBundle, _, _ := unstructured.NestedString(c.waitAPIServiceAvailable(t).Object, "spec", "caBundle")
 	t.Logf("MEASURED helm install -> APIService Available: %s", time.Since(start).Round(100*time.Millisecond))
 
 	serving, err := c.Kube.CoreV1().Secrets(namespace).Get(context.Background(), fullname+"-tls", metav1.GetOptions{})

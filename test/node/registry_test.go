@@ -3,7 +3,6 @@
 package node
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/cert-manager-webhook-exec/cert-manager-webhook-exec/internal/testbed"
 )
@@ -111,18 +109,8 @@ func (c *cluster) installFromRegistry(t *testing.T) {
 	c.Helm(t, append(args, "--ca-file", c.registryCA)...)
 	t.Cleanup(func() { c.Helm(t, "uninstall", release, "--namespace", namespace, "--wait") })
 
-	name := "v1alpha1." + groupName
 	start := time.Now()
-	waitUntil(t, "APIService "+name+" Available", 3*time.Minute, func() error {
-		obj, err := c.Dynamic.Resource(apiServices).Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if conditions := apiServiceConditions(obj.Object); conditions["Available"] != "True" {
-			return fmt.Errorf("conditions %v", conditions)
-		}
-		return nil
-	})
+	c.waitAPIServiceAvailable(t)
 	t.Logf("MEASURED helm install from the registry -> APIService Available: %s (image pulled by digest)", time.Since(start).Round(100*time.Millisecond))
 	for _, pod := range c.webhookPods(t) {
 		for _, container := range pod.Spec.Containers {
