@@ -68,6 +68,7 @@ e2e-node:
 	@hack/test-assets.sh node >/dev/null
 	@hack/test-assets.sh helm >/dev/null
 	@hack/test-assets.sh pebble >/dev/null
+	@hack/test-assets.sh cosign >/dev/null
 	@archive=$$(hack/image.sh | tail -n1); \
 	images=$$(hack/node-images.sh); \
 	eval "$$(hack/test-assets.sh)"; \

@@ -209,6 +209,16 @@ func (b *BIND) Log() string {
 // TXT returns the TXT values at name, asked of this server directly.
 func (b *BIND) TXT(t TB, name string) []string {
 	t.Helper()
+	var values []string
+	for _, txt := range b.TXTRecords(t, name) {
+		values = append(values, strings.Join(txt.Txt, ""))
+	}
+	return values
+}
+
+// TXTRecords returns the TXT records at name, asked of this server directly.
+func (b *BIND) TXTRecords(t TB, name string) []*dns.TXT {
+	t.Helper()
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), dns.TypeTXT)
 	c := &dns.Client{Timeout: 2 * time.Second}
@@ -221,13 +231,13 @@ func (b *BIND) TXT(t TB, name string) []string {
 	if err != nil {
 		t.Fatalf("querying TXT %s: %v", name, err)
 	}
-	var values []string
+	var records []*dns.TXT
 	for _, rr := range r.Answer {
 		if txt, ok := rr.(*dns.TXT); ok {
-			values = append(values, strings.Join(txt.Txt, ""))
+			records = append(records, txt)
 		}
 	}
-	return values
+	return records
 }
 
 // Serial returns the zone's SOA serial, asked of this server directly: named

@@ -3,6 +3,7 @@ package testbed
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -107,4 +108,36 @@ func ShellCommands(t TB, block string) [][]string {
 		}
 	}
 	return commands
+}
+
+// PublishedChart is the chart as the documentation's helm commands name it:
+// the release workflow's registry.
+const PublishedChart = "oci://ghcr.io/cert-manager-webhook-exec/charts/cert-manager-webhook-exec"
+
+// WithChartDir returns the arguments of a documented helm command with the
+// published chart and its --version replaced by the chart directory dir:
+// the same install, of this checkout.
+func WithChartDir(t TB, args []string, dir string) []string {
+	t.Helper()
+	i := slices.Index(args, PublishedChart)
+	if i < 0 {
+		t.Fatalf("the command %q does not name the chart %s", args, PublishedChart)
+	}
+	out := slices.Replace(slices.Clone(args), i, i+1, dir)
+	v := slices.Index(out, "--version")
+	if v < 0 || v+1 >= len(out) {
+		t.Fatalf("the command %q names no --version of the chart", args)
+	}
+	return slices.Delete(out, v, v+2)
+}
+
+// WithRegistry returns the arguments of a documented command with the
+// published registry's host and owner (ghcr.io/cert-manager-webhook-exec)
+// replaced by path, where `make release REGISTRY=path` pushed.
+func WithRegistry(args []string, path string) []string {
+	out := slices.Clone(args)
+	for i, arg := range out {
+		out[i] = strings.Replace(arg, "ghcr.io/cert-manager-webhook-exec/", path+"/", 1)
+	}
+	return out
 }

@@ -163,8 +163,7 @@ func readmeAdminCredential(t *testing.T, cp *testbed.ControlPlane, kubeconfig st
 		t.Fatal(err)
 	}
 	var args []string
-	for _, word := range install[1:] {
-		word = strings.Replace(word, "./charts/cert-manager-webhook-exec", chartDir(t), 1)
+	for _, word := range testbed.WithChartDir(t, install[1:], chartDir(t)) {
 		args = append(args, strings.Replace(word, "values-corp-dns.yaml", values, 1))
 	}
 	var group string

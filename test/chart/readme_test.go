@@ -83,14 +83,16 @@ func TestDocsSolverConfig(t *testing.T) {
 // values-raw.yaml, with server-side validation, and checks each against the
 // installed config; and the NOTES of the install.
 func readmeInstall(t *testing.T, cp *testbed.ControlPlane, kubeconfig string, kubectl func(*testing.T, ...string) (string, error)) {
-	commands := testbed.ShellCommands(t, readmeBlock(t, "helm install "))
+	block := readmeBlock(t, "helm install ")
+	// The chart's README shows the same command.
+	if chartREADME := testbed.FencedBlock(t, "charts/cert-manager-webhook-exec/README.md", "helm install "); chartREADME != block {
+		t.Errorf("the chart README's install command\n%s\ndiffers from the README's\n%s", chartREADME, block)
+	}
+	commands := testbed.ShellCommands(t, block)
 	if len(commands) != 1 {
 		t.Fatalf("the README's helm install block holds %d commands, want 1", len(commands))
 	}
-	var args []string
-	for _, word := range commands[0] {
-		args = append(args, strings.Replace(word, "./charts/cert-manager-webhook-exec", chartDir(t), 1))
-	}
+	args := testbed.WithChartDir(t, commands[0], chartDir(t))
 	out, err := helm(t, append(args[1:], "--kubeconfig", kubeconfig)...)
 	if err != nil {
 		t.Fatalf("the README's helm install: %v", err)

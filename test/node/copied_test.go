@@ -184,16 +184,21 @@ func (c *cluster) adminCredential(t *testing.T) {
 // certificate creates a Certificate for dnsNames from the issuer of kind and name.
 func (c *cluster) certificate(t *testing.T, ns, name, kind, issuer string, dnsNames ...string) {
 	t.Helper()
-	cert := &cmapi.Certificate{
+	if _, err := c.CM.CertmanagerV1().Certificates(ns).Create(context.Background(), newCertificate(ns, name, kind, issuer, dnsNames...), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating Certificate %s/%s: %v", ns, name, err)
+	}
+}
+
+// newCertificate is a Certificate ns/name for dnsNames from the issuer of
+// kind and name, its key pair in the Secret name-tls.
+func newCertificate(ns, name, kind, issuer string, dnsNames ...string) *cmapi.Certificate {
+	return &cmapi.Certificate{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: cmapi.CertificateSpec{
 			SecretName: name + "-tls",
 			DNSNames:   dnsNames,
 			IssuerRef:  cmmeta.IssuerReference{Name: issuer, Kind: kind},
 		},
-	}
-	if _, err := c.CM.CertmanagerV1().Certificates(ns).Create(context.Background(), cert, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating Certificate %s/%s: %v", ns, name, err)
 	}
 }
 

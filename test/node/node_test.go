@@ -58,10 +58,13 @@ type cluster struct {
 	installOutput string
 	// scrapes counts scrape Pods, for their names.
 	scrapes int
-	// registryHost (host:port) serves the release made into it, which
-	// ends in release; registryCA is its CA's PEM file.
-	registryHost, registryCA string
-	release                  chan published
+	// registryPath (host:port/cert-manager-webhook-exec) is where the
+	// releases made into the node's registry are, each ending in releases;
+	// registryCA is its CA's PEM file.
+	registryPath, registryCA string
+	releases                 chan published
+	// cosign signs and verifies them with the key pair in cosignDir.
+	cosign, cosignDir string
 }
 
 func TestNode(t *testing.T) {
@@ -87,7 +90,7 @@ func TestNode(t *testing.T) {
 		Step:       t.Logf,
 	})
 	c := &cluster{Node: n, root: root, helm: testbed.Asset(t, root, "helm"), tmp: t.TempDir()}
-	// The release is made into it while the scenarios before the last run.
+	// The releases are made into it while the scenarios before the last run.
 	c.startRegistry(t)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -133,7 +136,7 @@ func TestNode(t *testing.T) {
 		{"two replicas: an eviction and a rolling upgrade during issuance", c.highAvailability},
 		{"no request of the webhook was forbidden", c.noForbidden},
 		{"helm uninstall leaves nothing behind", c.uninstall},
-		{"installed from a registry as docs/release.md shows: the chart as an OCI artifact, the image pulled by digest", c.installFromRegistry},
+		{"from a registry as the README shows: verified, installed, upgraded and rolled back", c.fromRegistry},
 	}
 	inOrder(t, steps...)
 }
@@ -382,13 +385,13 @@ func (c *cluster) install(t *testing.T) {
 }
 
 // helmArgs returns the arguments of a helm command copied from the README,
-// the chart's path made this checkout's.
+// the published chart replaced by this checkout's.
 func (c *cluster) helmArgs(t *testing.T, command []string) []string {
 	t.Helper()
 	if len(command) < 2 || command[0] != "helm" {
 		t.Fatalf("%q is not a helm command", command)
 	}
-	return replaceArg(t, command[1:], "./charts/cert-manager-webhook-exec", c.chart())
+	return testbed.WithChartDir(t, command[1:], c.chart())
 }
 
 // apiServiceConditions maps an APIService's condition types to their status.

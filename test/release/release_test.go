@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +105,8 @@ func TestReleaseIntoRegistry(t *testing.T) {
 	server.StartTLS()
 	t.Cleanup(server.Close)
 	host := strings.TrimPrefix(server.URL, "https://")
-	registryPath := host + "/mirror"
+	// The README's registry path with only the host changed.
+	registryPath := host + "/cert-manager-webhook-exec"
 	client := clientTrusting(t, ca.CertPEM)
 	transport := remote.WithTransport(client.Transport)
 
@@ -318,6 +320,27 @@ func TestReleaseIntoRegistry(t *testing.T) {
 		}
 	})
 
+	t.Run("docs/release.md's SBOM command lists the packages", func(t *testing.T) {
+		command := testbed.Substitute(t, testbed.FencedBlock(t, "docs/release.md", "cosign verify-attestation "),
+			"cosign.pub", publicKey,
+			"registry.example.com/cert-manager-webhook-exec/cert-manager-webhook-exec@sha256:AMD64_DIGEST", repository+"@"+rel.Image.Images["amd64"].Digest)
+		sh := exec.Command("bash", "-ec", "set -o pipefail; "+command)
+		sh.Env = append(os.Environ(), "PATH="+filepath.Dir(cosign)+":"+os.Getenv("PATH"),
+			"SSL_CERT_FILE="+caFile, "HOME="+dir, "SIGSTORE_REKOR_PUBLIC_KEY="+publicKey)
+		var stderr bytes.Buffer
+		sh.Stderr = &stderr
+		out, err := sh.Output()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", command, err, stderr.String())
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		for _, want := range []string{"github.com/cert-manager/cert-manager " + goModuleVersion(t, root, "github.com/cert-manager/cert-manager"), "curl 7.88.1-10+deb12u"} {
+			if !slices.ContainsFunc(lines, func(line string) bool { return strings.HasPrefix(line, want) }) {
+				t.Errorf("the documented SBOM command printed no line %q among %d:\n%s", want, len(lines), testbed.Tail(string(out), 10))
+			}
+		}
+	})
+
 	t.Run("the chart pulled from the registry pins the index by digest", func(t *testing.T) {
 		helm := testbed.Asset(t, root, "helm")
 		pulledDir := t.TempDir()
@@ -357,14 +380,14 @@ func TestReleaseIntoRegistry(t *testing.T) {
 		}
 	})
 
-	t.Run("docs/release.md's helm install from the registry", func(t *testing.T) {
-		commands := testbed.ShellCommands(t, testbed.FencedBlock(t, "docs/release.md", "helm install exec-webhook oci://"))
+	t.Run("the README's helm install from the registry", func(t *testing.T) {
+		commands := testbed.ShellCommands(t, testbed.FencedBlock(t, "README.md", "helm install exec-webhook oci://"))
 		if len(commands) != 1 {
 			t.Fatalf("the block holds %q, want one command", commands)
 		}
-		args := commands[0][1:]
-		for i, arg := range args {
-			args[i] = strings.Replace(arg, "oci://registry.example.com/mirror/", "oci://"+registryPath+"/", 1)
+		args := testbed.WithRegistry(commands[0][1:], registryPath)
+		if !slices.Contains(args, version) {
+			t.Fatalf("the README installs %q; this test released %s", args, version)
 		}
 		// A client-side dry run: everything but the cluster.
 		install := exec.Command(testbed.Asset(t, root, "helm"), append(args, "--dry-run=client", "--ca-file", caFile)...)
