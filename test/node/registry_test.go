@@ -146,14 +146,18 @@ func (c *cluster) fromRegistry(t *testing.T) {
 }
 
 // verifyRelease runs the README's key-based cosign verify commands, with
-// only the registry host and the key's path changed.
+// only the registry host (the README's example mirror's) and the key's path
+// changed.
 func (c *cluster) verifyRelease(t *testing.T, rel published) {
 	commands := testbed.ShellCommands(t, testbed.FencedBlock(t, "README.md", "cosign verify --key cosign.pub "))
 	if len(commands) != 2 {
 		t.Fatalf("the README's block holds %q, want two cosign verify commands (image, chart)", commands)
 	}
 	for _, command := range commands {
-		args := replaceArg(t, testbed.WithRegistry(command[1:], c.registryPath), "cosign.pub", filepath.Join(c.cosignDir, "cosign.pub"))
+		args := replaceArg(t, command[1:], "cosign.pub", filepath.Join(c.cosignDir, "cosign.pub"))
+		for i, arg := range args {
+			args[i] = strings.Replace(arg, "registry.example.com/cert-manager-webhook-exec/", c.registryPath+"/", 1)
+		}
 		cmd := exec.Command(c.cosign, args...)
 		// The registry's CA; and a Rekor key named (any: no log is checked
 		// with --insecure-ignore-tlog) keeps cosign from fetching Sigstore's
@@ -169,7 +173,7 @@ func (c *cluster) verifyRelease(t *testing.T, rel published) {
 			t.Errorf("cosign %s passed without the README's message:\n%s", strings.Join(args, " "), stderr.String())
 		}
 		// The image's signed payload names the digest the tag resolves to.
-		if strings.Contains(args[len(args)-1], "/cert-manager-webhook-exec:") && !strings.Contains(stdout.String(), rel.digest) {
+		if ref := args[len(args)-1]; !strings.Contains(ref, "/charts/") && !strings.Contains(stdout.String(), rel.digest) {
 			t.Errorf("cosign verified the image, but no signature names %s:\n%s", rel.digest, stdout.String())
 		}
 		t.Logf("cosign %s: passed", args[len(args)-1])
@@ -264,7 +268,8 @@ func (c *cluster) upgradeDuringIssuance(t *testing.T, a, b published) {
 	issued := c.issueContinuously(t, "up", 6*time.Second)
 	since := metav1.Now()
 	// The first records presented: issuance is under way.
-	c.waitPresentedTTL(t, issued.next(t), ttlA)
+	presentedByA := issued.next(t)
+	c.waitPresentedTTL(t, presentedByA, ttlA)
 
 	c.Helm(t, upgrade...)
 	t.Logf("helm upgrade to %s done after %s of issuance", b.version, time.Since(since.Time).Round(time.Second))
@@ -273,6 +278,10 @@ func (c *cluster) upgradeDuringIssuance(t *testing.T, a, b published) {
 		t.Errorf("%d webhook Pods after the upgrade, want values-release-b.yaml's 2", len(pods))
 	}
 	c.waitPresentedTTL(t, issued.next(t), ttlB)
+	// Issuance goes on under b until a record a presented is cleaned up by
+	// b; the records b presents now are cleaned up after the rollback, by a.
+	c.waitCertificateReady(t, "team-a", presentedByA, 3*time.Minute)
+	c.waitNoTXT(t, "_acme-challenge."+presentedByA+".example.com")
 
 	c.Helm(t, rollback...)
 	t.Logf("helm rollback to %s done after %s of issuance", a.version, time.Since(since.Time).Round(time.Second))
