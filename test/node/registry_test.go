@@ -241,7 +241,7 @@ const (
 	ttlB = 90
 )
 
-// upgradeDuringIssuance: with a Certificate created every few seconds,
+// upgradeDuringIssuance: with a Certificate created every 15 s,
 // docs/operations.md's helm upgrade to release b (two replicas, a changed
 // solver config) and then its helm rollback to a. No Challenge fails, every
 // Certificate is issued once, no record or zone Lease is left, and records
@@ -265,7 +265,9 @@ func (c *cluster) upgradeDuringIssuance(t *testing.T, a, b published) {
 		t.Errorf("helm upgrade --reuse-values should keep the old chart's image %s (docs/operations.md says so); it renders:\n%s", a.pinned(), testbed.Tail(out, 40))
 	}
 
-	issued := c.issueContinuously(t, "up", 6*time.Second)
+	// Every 15 s: cert-manager's challenge workers (5) each sleep 60 s
+	// after a self check, so more would only queue.
+	issued := c.issueContinuously(t, "up", 15*time.Second)
 	since := metav1.Now()
 	// The first records presented: issuance is under way.
 	presentedByA := issued.next(t)
