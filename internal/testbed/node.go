@@ -118,6 +118,7 @@ func StartNode(t TB, opts NodeOptions) *Node {
 		cgroup: nodeName,
 		logDir: opts.LogDir,
 	}
+	n.lockMachine(t, step)
 	n.auditLog = filepath.Join(opts.LogDir, "kube-apiserver-audit.log")
 	n.kubectl = filepath.Join(n.bin, "kubectl")
 	n.sock = filepath.Join(n.Dir, "containerd", "containerd.sock")
@@ -152,6 +153,26 @@ func StartNode(t TB, opts NodeOptions) *Node {
 	timed("kube-apiserver", func() { n.startAPIServer(t) })
 	timed("node Ready", func() { n.startAgents(t) })
 	return n
+}
+
+// lockMachine holds a lock beside the node's directory until t ends, after
+// its teardown: the directory, the cgroups and the shims' sockets are the
+// machine's, and a second run's teardown of them would kill a live node.
+// A second run waits.
+func (n *Node) lockMachine(t TB, step func(string, ...any)) {
+	t.Helper()
+	lock, err := os.OpenFile(n.Dir+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() { _ = lock.Close() })
+	if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		return
+	}
+	step("node: another node test on this machine holds %s; waiting for it to end", lock.Name())
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("locking %s: %v", lock.Name(), err)
+	}
 }
 
 func (n *Node) path(parts ...string) string {
