@@ -267,6 +267,7 @@ func (c *cluster) upgradeDuringIssuance(t *testing.T, a, b published) {
 
 	// Every 15 s: cert-manager's challenge workers (5) each sleep 60 s
 	// after a self check, so more would only queue.
+	leasesBefore := c.zoneLeasesTaken(t)
 	issued := c.issueContinuously(t, "up", 15*time.Second)
 	since := metav1.Now()
 	// The first records presented: issuance is under way.
@@ -327,12 +328,30 @@ func (c *cluster) upgradeDuringIssuance(t *testing.T, a, b published) {
 	if len(failed) > 0 {
 		t.Errorf("Warning Events in team-a during the upgrade and rollback:\n%s", strings.Join(failed, "\n"))
 	}
+	// b's two replicas take zone Leases, so that none being left means
+	// each was released (or went with its Pod).
+	taken := c.zoneLeasesTaken(t) - leasesBefore
+	if taken == 0 {
+		t.Errorf("no zone Lease was taken during the issuance: release %s's two replicas should have taken them", b.version)
+	}
 	leases := c.Kubectl(t, "-n", namespace, "get", "leases", "-l", "app.kubernetes.io/component=exec-zone-lock", "-o", "name")
 	if strings.TrimSpace(leases) != "" {
 		t.Errorf("zone Leases left after the issuance: %s", leases)
 	}
-	t.Logf("MEASURED %d Certificates issued across helm upgrade %s -> %s and helm rollback -> %s: %d Warning Events, each issued once, no record or zone Lease left",
-		len(names), a.version, b.version, a.version, len(failed))
+	t.Logf("MEASURED %d Certificates issued across helm upgrade %s -> %s and helm rollback -> %s: %d Warning Events; %d zone Leases taken, %d left",
+		len(names), a.version, b.version, a.version, len(failed), taken, len(strings.Fields(leases)))
+}
+
+// zoneLeasesTaken counts the Leases the webhook created, from the audit log.
+func (c *cluster) zoneLeasesTaken(t *testing.T) int {
+	t.Helper()
+	n := 0
+	for _, e := range c.AuditedRequests(t, webhookUser) {
+		if e.Verb == "create" && e.ObjectRef.Resource == "leases" && e.ObjectRef.Namespace == namespace && e.ResponseStatus.Code == 201 {
+			n++
+		}
+	}
+	return n
 }
 
 // waitPresentedTTL waits for the record of Certificate name's Challenge
