@@ -9,14 +9,12 @@
 package release
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"debug/elf"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"log"
 	"net"
@@ -220,9 +218,9 @@ func TestReleaseIntoRegistry(t *testing.T) {
 				t.Errorf("its layers add up to %d bytes, release.json says %d", size, rel.Image.Images[arch].UncompressedBytes)
 			}
 
-			binary := extract(t, image, "usr/local/bin/cert-manager-webhook-exec")
+			root := rootFS(t, image)
 			machine := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}[arch]
-			file, err := elf.Open(binary)
+			file, err := elf.Open(filepath.Join(root, "usr/local/bin/cert-manager-webhook-exec"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -232,22 +230,39 @@ func TestReleaseIntoRegistry(t *testing.T) {
 			if err := file.Close(); err != nil {
 				t.Fatal(err)
 			}
-			run := exec.Command(binary, "version")
+			// The image's programs in its own root file system, as its user;
+			// arm64's under Debian's static qemu-user copied into it (which
+			// hack/image.sh installs for the arm64 build), so that no
+			// binfmt_misc handler is needed.
+			var prefix []string
 			if arch == "arm64" {
-				// Under qemu-user, run directly (no binfmt_misc needed):
-				// hack/image.sh installs qemu-user-static for the arm64 build.
 				qemu, err := exec.LookPath("qemu-aarch64-static")
 				if err != nil {
-					t.Fatalf("qemu-aarch64-static, which runs the arm64 binary here: %v", err)
+					t.Fatalf("qemu-aarch64-static, which runs the arm64 image here: %v", err)
 				}
-				run = exec.Command(qemu, binary, "version")
+				if out, err := exec.Command("cp", qemu, filepath.Join(root, "qemu-aarch64-static")).CombinedOutput(); err != nil {
+					t.Fatalf("copying qemu-aarch64-static into the image's files: %v\n%s", err, out)
+				}
+				prefix = []string{"/qemu-aarch64-static"}
 			}
-			got, err := run.Output()
-			if err != nil {
-				t.Fatalf("%s: %v", run, err)
+			inImage := func(args ...string) string {
+				t.Helper()
+				cmd := exec.Command("chroot", append(append([]string{"--userspec=" + config.Config.User, root}, prefix...), args...)...)
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("%s in the %s image: %v\n%s", strings.Join(args, " "), arch, err, out)
+				}
+				return string(out)
 			}
-			if want := "version: " + version + "\ncommit:  " + rel.Commit + "\n"; !strings.HasPrefix(string(got), want) {
+			got := inImage("/usr/local/bin/cert-manager-webhook-exec", "--version")
+			if want := "version: " + version + "\ncommit:  " + rel.Commit + "\n"; !strings.HasPrefix(got, want) {
 				t.Errorf("the %s binary says\n%s\nwant it to begin with\n%s", arch, got, want)
+			}
+			if help := inImage("/usr/local/bin/cert-manager-webhook-exec", "check", "--help"); !strings.Contains(help, "--domain") {
+				t.Errorf("check --help in the %s image:\n%s", arch, help)
+			}
+			if uid := strings.TrimSpace(inImage("/usr/bin/id", "-u")); uid != "65532" {
+				t.Errorf("id -u in the %s image says %s, want 65532", arch, uid)
 			}
 			t.Logf("linux/%s binary:\n%s", arch, got)
 		})
@@ -574,37 +589,19 @@ func uncompressedSize(t *testing.T, image v1.Image) int64 {
 	return total
 }
 
-// extract writes the file at path in image's flattened file system to a
-// temporary file and returns its name.
-func extract(t *testing.T, image v1.Image, path string) string {
+// rootFS extracts image's flattened file system, owners and modes kept (the
+// test runs as root), into a temporary directory and returns its path.
+func rootFS(t *testing.T, image v1.Image) string {
 	t.Helper()
+	root := t.TempDir()
 	reader := mutate.Extract(image)
 	defer func() { _ = reader.Close() }()
-	files := tar.NewReader(reader)
-	for {
-		header, err := files.Next()
-		if errors.Is(err, io.EOF) {
-			t.Fatalf("the image has no %s", path)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.TrimPrefix(header.Name, "./") != path {
-			continue
-		}
-		out := filepath.Join(t.TempDir(), filepath.Base(path))
-		file, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY, 0o755)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(file, files); err != nil {
-			t.Fatal(err)
-		}
-		if err := file.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return out
+	untar := exec.Command("tar", "-x", "-C", root)
+	untar.Stdin = reader
+	if out, err := untar.CombinedOutput(); err != nil {
+		t.Fatalf("extracting the image's files: %v\n%s", err, out)
 	}
+	return root
 }
 
 func parseReference(t *testing.T, ref string) name.Reference {
