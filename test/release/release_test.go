@@ -484,15 +484,15 @@ func TestReleaseIntoRegistry(t *testing.T) {
 
 	t.Run("without REGISTRY nothing is pushed, and the image is the same", func(t *testing.T) {
 		// amd64 only: the arm64 build adds a minute and nothing to this check.
-		before := catalog(t, server, client)
+		before := registryContents(t, server, client)
 		local := filepath.Join(t.TempDir(), "release")
 		cmd := exec.Command("make", "--no-print-directory", "release", "VERSION="+version, "ARCHS=amd64", "RELEASE_DIR="+local)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("make release: %v\n%s", err, out)
 		}
-		if after := catalog(t, server, client); after != before {
-			t.Errorf("the registry's catalog changed from %s to %s", before, after)
+		if after := registryContents(t, server, client); !slices.Equal(after, before) {
+			t.Errorf("the registry's tags changed from %q to %q", before, after)
 		}
 		var again releaseRecord
 		if err := json.Unmarshal(readFile(t, filepath.Join(local, "release.json")), &again); err != nil {
@@ -613,19 +613,39 @@ func parseReference(t *testing.T, ref string) name.Reference {
 	return parsed
 }
 
-// catalog is the registry's list of repositories.
-func catalog(t *testing.T, server *httptest.Server, client *http.Client) string {
+// registryContents lists the registry's tags as repository:tag, sorted (the
+// registry lists them in no fixed order).
+func registryContents(t *testing.T, server *httptest.Server, client *http.Client) []string {
 	t.Helper()
-	resp, err := client.Get(server.URL + "/v2/_catalog")
+	var catalog struct{ Repositories []string }
+	getJSON(t, client, server.URL+"/v2/_catalog", &catalog)
+	var tags []string
+	for _, repo := range catalog.Repositories {
+		var list struct{ Tags []string }
+		getJSON(t, client, server.URL+"/v2/"+repo+"/tags/list", &list)
+		for _, tag := range list.Tags {
+			tags = append(tags, repo+":"+tag)
+		}
+	}
+	slices.Sort(tags)
+	return tags
+}
+
+// getJSON decodes the JSON body of a GET of url into v.
+func getJSON(t *testing.T, client *http.Client, url string, v any) {
+	t.Helper()
+	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("catalog: %v %d %s", err, resp.StatusCode, body)
+		t.Fatalf("GET %s: %v %d %s", url, err, resp.StatusCode, body)
 	}
-	return string(body)
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v\n%s", url, err, body)
+	}
 }
 
 func helmEnv(t *testing.T) []string {
