@@ -69,9 +69,20 @@ type cluster struct {
 
 func TestNode(t *testing.T) {
 	root := testbed.RepoRoot(t)
+	// The logs outlive a failed run (a t.TempDir would not), for its
+	// post-mortem; a passing run removes them unless NODE_LOG_DIR named them.
 	logDir := os.Getenv("NODE_LOG_DIR")
 	if logDir == "" {
-		logDir = t.TempDir()
+		dir, err := os.MkdirTemp("", "node-test-logs-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		logDir = dir
+		t.Cleanup(func() {
+			if !t.Failed() {
+				_ = os.RemoveAll(dir)
+			}
+		})
 	}
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -270,6 +281,21 @@ func (c *cluster) savePodLogs(t *testing.T, logDir string) {
 				out += "\n(kubectl logs: " + err.Error() + ")"
 			}
 			testbed.WriteFile(t, logDir, "pod-"+pod.Name+"-"+container.Name+".log", []byte(out))
+		}
+		// In the test's output too, which is all CI keeps: restarts, and
+		// why each container last ended.
+		for _, status := range pod.Status.ContainerStatuses {
+			last := ""
+			if ended := status.LastTerminationState.Terminated; ended != nil {
+				last = fmt.Sprintf(", last ended %s (%s, exit %d): %s", ended.FinishedAt.Format(time.TimeOnly), ended.Reason, ended.ExitCode, testbed.Tail(ended.Message, 5))
+			}
+			t.Logf("Pod %s container %s: ready %v, %d restarts%s", pod.Name, status.Name, status.Ready, status.RestartCount, last)
+		}
+	}
+	if pods, err := c.Kube.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{LabelSelector: "app=cert-manager"}); err == nil {
+		for _, pod := range pods.Items {
+			out, _ := c.TryKubectl("-n", namespace, "logs", pod.Name)
+			t.Logf("the end of %s's log:\n%s", pod.Name, testbed.Tail(out, 30))
 		}
 	}
 }

@@ -283,7 +283,7 @@ func (c *cluster) upgradeDuringIssuance(t *testing.T, a, b published) {
 	c.waitPresentedTTL(t, issued.next(t), ttlB)
 	// Issuance goes on under b until a record a presented is cleaned up by
 	// b; the records b presents now are cleaned up after the rollback, by a.
-	c.waitCertificateReady(t, "team-a", presentedByA, 3*time.Minute)
+	c.waitCertificateReady(t, "team-a", presentedByA, 5*time.Minute)
 	c.waitNoTXT(t, "_acme-challenge."+presentedByA+".example.com")
 
 	c.Helm(t, rollback...)
