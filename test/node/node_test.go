@@ -21,6 +21,7 @@ import (
 	"time"
 
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -290,6 +291,17 @@ func (c *cluster) savePodLogs(t *testing.T, logDir string) {
 				last = fmt.Sprintf(", last ended %s (%s, exit %d): %s", ended.FinishedAt.Format(time.TimeOnly), ended.Reason, ended.ExitCode, testbed.Tail(ended.Message, 5))
 			}
 			t.Logf("Pod %s container %s: ready %v, %d restarts%s", pod.Name, status.Name, status.Ready, status.RestartCount, last)
+		}
+	}
+	// A node under pressure (a full disk: kubelet evicts below 1% free)
+	// evicts or refuses Pods, which looks like anything but.
+	if nodes, err := c.Kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{}); err == nil {
+		for _, node := range nodes.Items {
+			for _, cond := range node.Status.Conditions {
+				if cond.Type != corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+					t.Logf("node %s: %s: %s", node.Name, cond.Type, cond.Message)
+				}
+			}
 		}
 	}
 	if pods, err := c.Kube.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{LabelSelector: "app=cert-manager"}); err == nil {
