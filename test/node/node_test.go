@@ -64,8 +64,9 @@ type cluster struct {
 	// registryCA is its CA's PEM file.
 	registryPath, registryCA string
 	releases                 chan published
-	// cosign signs and verifies them with the key pair in cosignDir.
-	cosign, cosignDir string
+	// cosign signs and verifies them with cosignKeys.
+	cosign     string
+	cosignKeys testbed.CosignKeyPair
 }
 
 func TestNode(t *testing.T) {

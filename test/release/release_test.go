@@ -16,10 +16,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +26,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -91,42 +87,24 @@ func TestReleaseIntoRegistry(t *testing.T) {
 	dir := t.TempDir()
 
 	// The registry, over HTTPS with a certificate of a CA made here.
-	ca := testbed.NewCA(t, "release test registry CA")
-	certPEM, keyPEM := ca.Issue(t, "registry", nil, []net.IP{net.ParseIP("127.0.0.1")})
-	caFile := testbed.WriteFile(t, dir, "registry-ca.crt", ca.CertPEM)
-	server := httptest.NewUnstartedServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	cert, err := tlsCertificate(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server.TLS = cert
-	server.StartTLS()
-	t.Cleanup(server.Close)
-	host := strings.TrimPrefix(server.URL, "https://")
+	reg := testbed.StartRegistry(t, dir)
+	host, caFile := reg.Host, reg.CAFile
 	// The README's registry path with only the host changed.
 	registryPath := host + "/cert-manager-webhook-exec"
-	client := clientTrusting(t, ca.CertPEM)
+	client := clientTrusting(t, reg.CAPEM)
 	transport := remote.WithTransport(client.Transport)
 
 	// A signing key, as docs/release.md makes one.
 	cosign := testbed.Asset(t, root, "cosign")
-	keys := filepath.Join(dir, "keys")
-	if err := os.Mkdir(keys, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	gen := exec.Command(cosign, "generate-key-pair")
-	gen.Dir = keys
-	gen.Env = append(os.Environ(), "COSIGN_PASSWORD=release-test")
-	if out, err := gen.CombinedOutput(); err != nil {
-		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
-	}
-	publicKey := filepath.Join(keys, "cosign.pub")
+	keys := testbed.NewCosignKeyPair(t, cosign, dir)
+	publicKey := keys.Public
+	cosignEnv := keys.VerifyEnv(caFile, dir)
 
 	releaseDir := filepath.Join(dir, "release")
 	cmd := exec.Command("make", "--no-print-directory", "release", "VERSION="+version, "REGISTRY="+registryPath, "REGISTRY_CA="+caFile,
-		"RELEASE_DIR="+releaseDir, "COSIGN_KEY="+filepath.Join(keys, "cosign.key"))
+		"RELEASE_DIR="+releaseDir, "COSIGN_KEY="+keys.Private)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=release-test")
+	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD="+testbed.CosignPassword)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	began := time.Now()
@@ -153,13 +131,11 @@ func TestReleaseIntoRegistry(t *testing.T) {
 	chartRepository := registryPath + "/charts/cert-manager-webhook-exec"
 	t.Logf("image index %s; chart %s@%s", indexRef, chartRepository, rel.Chart.Digest)
 
-	// runCosign runs cosign trusting the registry's CA. With a key and no
-	// transparency log, verification needs nothing of Sigstore's public
-	// instance; naming a Rekor key (any: the log is not checked) keeps cosign
-	// from fetching its trusted root from Sigstore's TUF repository.
+	// runCosign runs cosign trusting the registry's CA; with a key and no
+	// transparency log, verification needs nothing of Sigstore's public instance.
 	runCosign := func(args ...string) (string, error) {
 		c := exec.Command(cosign, args...)
-		c.Env = append(os.Environ(), "SSL_CERT_FILE="+caFile, "HOME="+dir, "SIGSTORE_REKOR_PUBLIC_KEY="+publicKey)
+		c.Env = cosignEnv
 		var stdout, stderr bytes.Buffer
 		c.Stdout, c.Stderr = &stdout, &stderr
 		err := c.Run()
@@ -338,10 +314,9 @@ func TestReleaseIntoRegistry(t *testing.T) {
 	t.Run("docs/release.md's SBOM command lists the packages", func(t *testing.T) {
 		command := testbed.Substitute(t, testbed.FencedBlock(t, "docs/release.md", "cosign verify-attestation "),
 			"cosign.pub", publicKey,
-			"registry.example.com/cert-manager-webhook-exec/cert-manager-webhook-exec@sha256:AMD64_DIGEST", repository+"@"+rel.Image.Images["amd64"].Digest)
+			testbed.ExampleMirror+"/cert-manager-webhook-exec@sha256:AMD64_DIGEST", repository+"@"+rel.Image.Images["amd64"].Digest)
 		sh := exec.Command("bash", "-ec", "set -o pipefail; "+command)
-		sh.Env = append(os.Environ(), "PATH="+filepath.Dir(cosign)+":"+os.Getenv("PATH"),
-			"SSL_CERT_FILE="+caFile, "HOME="+dir, "SIGSTORE_REKOR_PUBLIC_KEY="+publicKey)
+		sh.Env = append(slices.Clone(cosignEnv), "PATH="+filepath.Dir(cosign)+":"+os.Getenv("PATH"))
 		var stderr bytes.Buffer
 		sh.Stderr = &stderr
 		out, err := sh.Output()
@@ -400,7 +375,7 @@ func TestReleaseIntoRegistry(t *testing.T) {
 		if len(commands) != 1 {
 			t.Fatalf("the block holds %q, want one command", commands)
 		}
-		args := testbed.WithRegistry(commands[0][1:], registryPath)
+		args := testbed.WithRegistry(commands[0][1:], testbed.PublishedRegistry, registryPath)
 		if !slices.Contains(args, version) {
 			t.Fatalf("the README installs %q; this test released %s", args, version)
 		}
@@ -484,14 +459,14 @@ func TestReleaseIntoRegistry(t *testing.T) {
 
 	t.Run("without REGISTRY nothing is pushed, and the image is the same", func(t *testing.T) {
 		// amd64 only: the arm64 build adds a minute and nothing to this check.
-		before := registryContents(t, server, client)
+		before := registryContents(t, host, client)
 		local := filepath.Join(t.TempDir(), "release")
 		cmd := exec.Command("make", "--no-print-directory", "release", "VERSION="+version, "ARCHS=amd64", "RELEASE_DIR="+local)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("make release: %v\n%s", err, out)
 		}
-		if after := registryContents(t, server, client); !slices.Equal(after, before) {
+		if after := registryContents(t, host, client); !slices.Equal(after, before) {
 			t.Errorf("the registry's tags changed from %q to %q", before, after)
 		}
 		var again releaseRecord
@@ -615,14 +590,14 @@ func parseReference(t *testing.T, ref string) name.Reference {
 
 // registryContents lists the registry's tags as repository:tag, sorted (the
 // registry lists them in no fixed order).
-func registryContents(t *testing.T, server *httptest.Server, client *http.Client) []string {
+func registryContents(t *testing.T, host string, client *http.Client) []string {
 	t.Helper()
 	var catalog struct{ Repositories []string }
-	getJSON(t, client, server.URL+"/v2/_catalog", &catalog)
+	getJSON(t, client, "https://"+host+"/v2/_catalog", &catalog)
 	var tags []string
 	for _, repo := range catalog.Repositories {
 		var list struct{ Tags []string }
-		getJSON(t, client, server.URL+"/v2/"+repo+"/tags/list", &list)
+		getJSON(t, client, "https://"+host+"/v2/"+repo+"/tags/list", &list)
 		for _, tag := range list.Tags {
 			tags = append(tags, repo+":"+tag)
 		}
@@ -659,15 +634,6 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return data
-}
-
-// tlsCertificate is a server TLS configuration with the certificate and key.
-func tlsCertificate(certPEM, keyPEM []byte) (*tls.Config, error) {
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // clientTrusting is an HTTP client that trusts the CA caPEM and nothing else.
