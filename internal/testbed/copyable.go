@@ -110,9 +110,16 @@ func ShellCommands(t TB, block string) [][]string {
 	return commands
 }
 
-// PublishedChart is the chart as the documentation's helm commands name it:
-// the release workflow's registry.
-const PublishedChart = "oci://ghcr.io/cert-manager-webhook-exec/charts/cert-manager-webhook-exec"
+// PublishedRegistry is where the release workflow pushes, as the
+// documentation's commands name it; ExampleMirror is the documentation's
+// private registry, where a user's own `make release` pushes.
+const (
+	PublishedRegistry = "ghcr.io/cert-manager-webhook-exec"
+	ExampleMirror     = "registry.example.com/cert-manager-webhook-exec"
+)
+
+// PublishedChart is the chart as the documentation's helm commands name it.
+const PublishedChart = "oci://" + PublishedRegistry + "/charts/cert-manager-webhook-exec"
 
 // WithChartDir returns the arguments of a documented helm command with the
 // published chart and its --version replaced by the chart directory dir:
@@ -132,12 +139,12 @@ func WithChartDir(t TB, args []string, dir string) []string {
 }
 
 // WithRegistry returns the arguments of a documented command with the
-// published registry's host and owner (ghcr.io/cert-manager-webhook-exec)
-// replaced by path, where `make release REGISTRY=path` pushed.
-func WithRegistry(args []string, path string) []string {
+// registry path it names (PublishedRegistry or ExampleMirror) replaced by
+// path, where `make release REGISTRY=path` pushed.
+func WithRegistry(args []string, documented, path string) []string {
 	out := slices.Clone(args)
 	for i, arg := range out {
-		out[i] = strings.Replace(arg, "ghcr.io/cert-manager-webhook-exec/", path+"/", 1)
+		out[i] = strings.Replace(arg, documented+"/", path+"/", 1)
 	}
 	return out
 }

@@ -7,10 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -50,34 +45,16 @@ func (p published) pinned() string { return p.repository + "@" + p.digest }
 // registry, and starts `make release` of releaseA then releaseB into it,
 // signed with a key made here, each ending in c.releases.
 func (c *cluster) startRegistry(t *testing.T) {
-	ca := testbed.NewCA(t, "registry-ca")
-	certPEM, keyPEM := ca.Issue(t, "registry", nil, []net.IP{net.ParseIP("127.0.0.1")})
 	dir := t.TempDir()
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0))), ReadHeaderTimeout: 10 * time.Second}
-	certFile, keyFile := testbed.WriteFile(t, dir, "tls.crt", certPEM), testbed.WriteFile(t, dir, "tls.key", keyPEM)
-	go func() { _ = server.ServeTLS(listener, certFile, keyFile) }()
-	t.Cleanup(func() { _ = server.Close() })
+	reg := testbed.StartRegistry(t, dir)
 	// The README's registry path with only the host changed.
-	c.registryPath = listener.Addr().String() + "/cert-manager-webhook-exec"
-	c.registryCA = testbed.WriteFile(t, dir, "ca.crt", ca.CertPEM)
-	c.TrustRegistry(t, listener.Addr().String(), ca.CertPEM)
+	c.registryPath = reg.Host + "/cert-manager-webhook-exec"
+	c.registryCA = reg.CAFile
+	c.TrustRegistry(t, reg.Host, reg.CAPEM)
 
 	// The key pair the README's verify commands name.
 	c.cosign = testbed.Asset(t, c.root, "cosign")
-	c.cosignDir = filepath.Join(dir, "keys")
-	if err := os.Mkdir(c.cosignDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	gen := exec.Command(c.cosign, "generate-key-pair")
-	gen.Dir = c.cosignDir
-	gen.Env = append(os.Environ(), "COSIGN_PASSWORD=node-test")
-	if out, err := gen.CombinedOutput(); err != nil {
-		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
-	}
+	c.cosignKeys = testbed.NewCosignKeyPair(t, c.cosign, dir)
 
 	c.releases = make(chan published, 2)
 	go func() {
@@ -98,7 +75,7 @@ func (c *cluster) makeRelease(version, dir string) published {
 	cmd := exec.Command(filepath.Join(c.root, "hack", "release.sh"))
 	cmd.Dir = c.root
 	cmd.Env = append(os.Environ(), "VERSION="+version, "REGISTRY="+c.registryPath, "REGISTRY_CA="+c.registryCA,
-		"RELEASE_DIR="+dir, "COSIGN_KEY="+filepath.Join(c.cosignDir, "cosign.key"), "COSIGN_PASSWORD=node-test", "ARCHS=amd64")
+		"RELEASE_DIR="+dir, "COSIGN_KEY="+c.cosignKeys.Private, "COSIGN_PASSWORD="+testbed.CosignPassword, "ARCHS=amd64")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return published{version: version, err: fmt.Errorf("hack/release.sh of %s: %w\n%s", version, err, out)}
@@ -154,16 +131,9 @@ func (c *cluster) verifyRelease(t *testing.T, rel published) {
 		t.Fatalf("the README's block holds %q, want two cosign verify commands (image, chart)", commands)
 	}
 	for _, command := range commands {
-		args := replaceArg(t, command[1:], "cosign.pub", filepath.Join(c.cosignDir, "cosign.pub"))
-		for i, arg := range args {
-			args[i] = strings.Replace(arg, "registry.example.com/cert-manager-webhook-exec/", c.registryPath+"/", 1)
-		}
+		args := replaceArg(t, testbed.WithRegistry(command[1:], testbed.ExampleMirror, c.registryPath), "cosign.pub", c.cosignKeys.Public)
 		cmd := exec.Command(c.cosign, args...)
-		// The registry's CA; and a Rekor key named (any: no log is checked
-		// with --insecure-ignore-tlog) keeps cosign from fetching Sigstore's
-		// trusted root, which this machine cannot reach.
-		cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+c.registryCA, "HOME="+c.tmp,
-			"SIGSTORE_REKOR_PUBLIC_KEY="+filepath.Join(c.cosignDir, "cosign.pub"))
+		cmd.Env = c.cosignKeys.VerifyEnv(c.registryCA, c.tmp)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
@@ -192,7 +162,7 @@ func (c *cluster) installFromRegistry(t *testing.T, rel published) {
 	if len(commands) != 1 {
 		t.Fatalf("the README's block holds %q, want one command", commands)
 	}
-	args := testbed.WithRegistry(commands[0][1:], c.registryPath)
+	args := testbed.WithRegistry(commands[0][1:], testbed.PublishedRegistry, c.registryPath)
 	if want := []string{"install", release, "oci://" + c.registryPath + "/charts/cert-manager-webhook-exec", "--version", releaseA}; !slices.Equal(args[:5], want) ||
 		!slices.Contains(args, "groupName="+groupName) {
 		t.Fatalf("the README's command is %q; this test's constants say %q, group %s", args, want, groupName)
@@ -251,7 +221,7 @@ func (c *cluster) upgradeDuringIssuance(t *testing.T, a, b published) {
 	if len(commands) != 2 || commands[1][1] != "rollback" {
 		t.Fatalf("docs/operations.md's block holds %q, want helm upgrade then helm rollback", commands)
 	}
-	upgrade := replaceArg(t, testbed.WithRegistry(commands[0][1:], c.registryPath), "my-changes.yaml", filepath.Join("testdata", "values-release-b.yaml"))
+	upgrade := replaceArg(t, testbed.WithRegistry(commands[0][1:], testbed.PublishedRegistry, c.registryPath), "my-changes.yaml", filepath.Join("testdata", "values-release-b.yaml"))
 	upgrade = append(upgrade, "--ca-file", c.registryCA, "--wait")
 	rollback := append(commands[1][1:], "--wait")
 	if v := upgrade[slices.Index(upgrade, "--version")+1]; v != b.version {
