@@ -283,6 +283,9 @@ func (c *cluster) savePodLogs(t *testing.T, logDir string) {
 				out += "\n(kubectl logs: " + err.Error() + ")"
 			}
 			testbed.WriteFile(t, logDir, "pod-"+pod.Name+"-"+container.Name+".log", []byte(out))
+			if pod.Labels["app"] == "cert-manager" {
+				t.Logf("the end of %s's log:\n%s", pod.Name, testbed.Tail(out, 30))
+			}
 		}
 		// In the test's output too, which is all CI keeps: restarts, and
 		// why each container last ended.
@@ -303,12 +306,6 @@ func (c *cluster) savePodLogs(t *testing.T, logDir string) {
 					t.Logf("node %s: %s: %s", node.Name, cond.Type, cond.Message)
 				}
 			}
-		}
-	}
-	if pods, err := c.Kube.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{LabelSelector: "app=cert-manager"}); err == nil {
-		for _, pod := range pods.Items {
-			out, _ := c.TryKubectl("-n", namespace, "logs", pod.Name)
-			t.Logf("the end of %s's log:\n%s", pod.Name, testbed.Tail(out, 30))
 		}
 	}
 }
